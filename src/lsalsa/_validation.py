@@ -1,0 +1,99 @@
+"""Checks run at the public boundary (design notes, section 2): validate, then trust."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import LsalsaError
+
+FLOAT_DTYPES = (torch.float32, torch.float64)
+
+
+def as_tensor(value: Any, name: str) -> torch.Tensor:
+    """Turn a numpy array or tensor into a tensor without copying when possible."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value)
+    try:
+        return torch.as_tensor(np.asarray(value))
+    except (TypeError, ValueError) as exc:
+        raise LsalsaError(f"{name}: expected a torch tensor or numpy array, got {type(value).__name__}") from exc
+
+
+def check_float_matrix(value: Any, name: str, *, allow_empty_rows: bool = True) -> torch.Tensor:
+    """A 2-D, float32/float64, finite tensor."""
+    t = as_tensor(value, name)
+    if t.ndim != 2:
+        raise LsalsaError(f"{name}: expected a 2-D array, got shape {tuple(t.shape)}")
+    if t.dtype not in FLOAT_DTYPES:
+        raise LsalsaError(f"{name}: expected dtype float32 or float64, got {t.dtype}")
+    if not allow_empty_rows and t.shape[0] == 0:
+        raise LsalsaError(f"{name}: expected at least one row, got shape {tuple(t.shape)}")
+    if t.numel() and not bool(torch.isfinite(t).all()):
+        n_bad = int((~torch.isfinite(t)).sum())
+        raise LsalsaError(f"{name}: expected finite values, found {n_bad} NaN/Inf entries")
+    return t
+
+
+def check_signals(Y: Any, n_features: int, like: torch.Tensor, name: str = "Y") -> torch.Tensor:
+    """Signals `Y: (B, M)` matching a problem's M, dtype and device."""
+    Y = as_tensor(Y, name)
+    if Y.ndim != 2 or Y.shape[1] != n_features:
+        raise LsalsaError(f"{name}: expected shape (B, {n_features}), got {tuple(Y.shape)}")
+    check_same(Y, like, name)
+    return check_float_matrix(Y, name)
+
+
+def check_codes(X: Any, n_atoms: int, like: torch.Tensor, name: str = "X") -> torch.Tensor:
+    """Codes `X: (B, N)` matching a problem's N, dtype and device."""
+    X = as_tensor(X, name)
+    if X.ndim != 2 or X.shape[1] != n_atoms:
+        raise LsalsaError(f"{name}: expected shape (B, {n_atoms}), got {tuple(X.shape)}")
+    check_same(X, like, name)
+    return check_float_matrix(X, name)
+
+
+def check_same(t: torch.Tensor, like: torch.Tensor, name: str) -> None:
+    if t.dtype != like.dtype:
+        raise LsalsaError(
+            f"{name}: dtype {t.dtype} does not match the problem's {like.dtype}; "
+            f"convert one of them (e.g. problem.to(dtype={t.dtype}))"
+        )
+    if t.device != like.device:
+        raise LsalsaError(f"{name}: device {t.device} does not match the problem's {like.device}")
+
+
+def check_positive(value: Any, name: str) -> float:
+    v = _as_float(value, name)
+    if not v > 0:
+        raise LsalsaError(f"{name}: expected a finite number > 0, got {value!r}")
+    return v
+
+
+def check_nonneg_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise LsalsaError(f"{name}: expected an integer >= 0, got {value!r}")
+    if value < 0:
+        raise LsalsaError(f"{name}: expected an integer >= 0, got {value}")
+    return int(value)
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    v = check_nonneg_int(value, name)
+    if v == 0:
+        raise LsalsaError(f"{name}: expected an integer >= 1, got 0")
+    return v
+
+
+def _as_float(value: Any, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as exc:
+        raise LsalsaError(f"{name}: expected a number, got {value!r}") from exc
+    if not math.isfinite(v):
+        raise LsalsaError(f"{name}: expected a finite number, got {value!r}")
+    return v

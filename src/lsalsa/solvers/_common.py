@@ -1,0 +1,57 @@
+"""What the iterative solvers share: argument checks, the stopping rule, the result."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .._validation import check_nonneg_int, check_positive, check_positive_int, check_signals
+from ..problem import LassoProblem
+from ..errors import LsalsaError
+
+Callback = Callable[[int, torch.Tensor], Any]
+
+
+@dataclass
+class SolverResult:
+    """Output of an iterative solver.
+
+    Attributes
+    ----------
+    X : (B, N) tensor, the codes.
+    n_iter : iterations run.
+    converged : whether the stopping rule (relative change of x below ``tol``) held at the end.
+    change : the last relative change ``max_b ||x_k - x_{k-1}|| / ||x_k||`` over the batch.
+    """
+
+    X: torch.Tensor
+    n_iter: int
+    converged: bool
+    change: float
+
+
+def check_run_args(problem: Any, Y: Any, n_iter: Any, tol: Any, max_iter: Any) -> tuple[torch.Tensor, int, bool, float]:
+    """Validate a solver call; returns ``(Y, iterations, truncated, tol)``."""
+    if not isinstance(problem, LassoProblem):
+        raise LsalsaError(f"problem: expected a LassoProblem, got {type(problem).__name__}")
+    Y = check_signals(Y, problem.n_features, problem.A)
+    tol = check_positive(tol, "tol")
+    if n_iter is not None:
+        return Y, check_nonneg_int(n_iter, "n_iter"), True, tol
+    return Y, check_positive_int(max_iter, "max_iter"), False, tol
+
+
+def relative_change(new: torch.Tensor, old: torch.Tensor) -> float:
+    """``max_b ||new_b - old_b|| / max(||new_b||, tiny)``: the stopping rule of Alg. 1/2."""
+    num = torch.linalg.vector_norm(new - old, dim=1)
+    den = torch.linalg.vector_norm(new, dim=1).clamp_min(torch.finfo(new.dtype).tiny)
+    return float((num / den).max()) if new.shape[0] else 0.0
+
+
+def prox_threshold(problem: LassoProblem, scale: float) -> torch.Tensor | float:
+    """Per-coordinate thresholds ``alpha / scale``; a plain float when all alphas are equal, so
+    the fused scalar soft-threshold can be used."""
+    a = problem.uniform_alpha()
+    return a / scale if a is not None else problem.thresholds / scale

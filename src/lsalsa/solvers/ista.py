@@ -1,0 +1,66 @@
+"""ISTA: proximal gradient descent on the lasso (Daubechies et al.; LISTA's parent, Eq. 35)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..prox import soft_threshold
+from ..problem import LassoProblem
+from ._common import Callback, SolverResult, check_run_args, prox_threshold, relative_change
+
+
+def ista_operators(problem: LassoProblem) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | float]:
+    """The ISTA iteration written as LISTA's layer (Eq. 35): ``x <- soft(W_e y + S x; theta)``.
+
+    Returns ``W_e = A^T / L: (N, M)``, ``S = I - A^T A / L: (N, N)`` and ``theta = alpha / L``
+    (a float, or an (N,) tensor when the dictionaries have different alphas), with
+    ``L = ||A||_2^2``.
+    """
+    L = problem.lipschitz
+    W_e = problem.A.T / L
+    S = -problem.gram / L
+    S.diagonal().add_(1.0)
+    return W_e, S, prox_threshold(problem, L)
+
+
+def ista_step(X: torch.Tensor, B: torch.Tensor, S: torch.Tensor, theta: torch.Tensor | float) -> torch.Tensor:
+    """One ISTA / LISTA layer: ``soft(B + X S^T; theta)``.
+
+    X: (B, N) current codes; B: (B, N) the filtered input ``Y W_e^T``; S: (N, N).
+    """
+    return soft_threshold(torch.addmm(B, X, S.T), theta)
+
+
+def ista(
+    problem: LassoProblem,
+    Y: Any,
+    n_iter: int | None = None,
+    *,
+    tol: float = 1e-6,
+    max_iter: int = 1000,
+    callback: Callback | None = None,
+) -> SolverResult:
+    """Solve the lasso (Eq. 4/6) for every row of ``Y: (B, M)`` by ISTA, starting at ``x = 0``.
+
+    With ``n_iter=T`` exactly T iterations (T soft-thresholdings) are run, which is what an
+    untrained ``LISTA`` with T layers computes. Without it, iterate until the relative change of
+    x is below ``tol`` or ``max_iter`` is reached. ``callback(k, X)`` is called after iteration
+    k; returning True stops the run. Returns a :class:`SolverResult` with ``X: (B, N)``.
+    """
+    Y, iters, truncated, tol = check_run_args(problem, Y, n_iter, tol, max_iter)
+    with torch.no_grad():
+        W_e, S, theta = ista_operators(problem)
+        B = Y @ W_e.T
+        X = torch.zeros_like(B)
+        change, k = float("inf"), 0
+        for k in range(1, iters + 1):
+            X_new = ista_step(X, B, S, theta)
+            if not truncated or k == iters:
+                change = relative_change(X_new, X)
+            X = X_new
+            if callback is not None and callback(k, X):
+                break
+            if not truncated and change < tol:
+                break
+    return SolverResult(X, k, change < tol, change)
