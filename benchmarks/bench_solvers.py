@@ -1,0 +1,182 @@
+"""Optimal codes: lsalsa's batched FISTA and SALSA against scikit-learn's ``sparse_encode``.
+
+For each real-data problem of the paper's sizes we compute the optimum ``F*`` (float64 SALSA to
+tol 1e-11), run scikit-learn's ``sparse_encode`` (lasso_cd, which uses tol=1e-8 internally, and
+lasso_lars) and record the relative objective gap it reaches, ``(mean F - mean F*) / mean F*``.
+For our solvers (float32, the fast default) we find, untimed, the fewest iterations that reach a
+gap of at most ``max(1e-6, gap of the scikit-learn result)`` and then time exactly that many
+iterations (set-up included: Lipschitz constant, Cholesky of S). Medians after warm-up.
+
+    .venv/bin/python benchmarks/bench_solvers.py [--quick]
+
+Problems
+- patch10: MNIST 28x28 digits padded to 32x32, 10x10 non-overlapping patches with std >= 0.1,
+  a 100-atom dictionary learned on other patches (lsalsa.learn_dictionary), alpha = 0.15, B = 10,000.
+- mca32: 32x32 MNIST digit + 32x32 natural-photo patch mixtures, two 1024-atom dictionaries learned
+  on each source alone, alphas = (0.125, 0.2) (Section 6.2), M = 1024, N = 2048, B = 1000
+  (lasso_lars on a 100-signal subset, reported per signal).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.decomposition import sparse_encode
+
+sys.path.insert(0, str(Path(__file__).parent))
+import lsalsa  # noqa: E402
+from _common import machine, markdown_table, median_time, write_section  # noqa: E402
+
+CACHE = Path(__file__).with_name(".cache")
+MU_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+
+
+def _cached(name: str, make) -> np.ndarray:
+    CACHE.mkdir(exist_ok=True)
+    path = CACHE / f"{name}.npy"
+    if path.exists():
+        return np.load(path)
+    arr = make()
+    np.save(path, arr)
+    return arr
+
+
+def patch10_problem(n_signals: int):
+    images, _ = lsalsa.data.load_images("mnist", split="train")
+    patches, _ = lsalsa.data.extract_patches(images, size=10, stride=10, min_std=0.1, pad_to=32)
+    rng = np.random.default_rng(0)
+    patches = patches[rng.permutation(len(patches))]
+    train, test = patches[:20_000], patches[20_000:20_000 + n_signals]
+    A = _cached("patch10_A", lambda: lsalsa.learn_dictionary(train, n_atoms=100, alpha=0.15, seed=0).numpy())
+    return lsalsa.LassoProblem(A, alphas=0.15), test
+
+
+def mca32_problem(n_signals: int):
+    digits, _ = lsalsa.data.load_images("mnist", split="train")
+    digit_rows, _ = lsalsa.data.extract_patches(digits, size=32, pad_to=32)
+    photos, _ = lsalsa.data.load_images("natural", split="train")
+    photo_rows, _ = lsalsa.data.extract_patches(photos, size=32, stride=32)
+    rng = np.random.default_rng(0)
+    digit_rows, photo_rows = digit_rows[rng.permutation(len(digit_rows))], photo_rows[rng.permutation(len(photo_rows))]
+    n_train = min(4000, len(photo_rows) - n_signals)
+    A1 = _cached("mca32_A1", lambda: lsalsa.learn_dictionary(digit_rows[:4000], n_atoms=1024, alpha=0.125, seed=0).numpy())
+    A2 = _cached("mca32_A2", lambda: lsalsa.learn_dictionary(photo_rows[:n_train], n_atoms=1024, alpha=0.2, seed=0).numpy())
+    test_d = digit_rows[4000:4000 + n_signals]
+    test_p = photo_rows[n_train:n_train + n_signals]
+    Y = test_d[: len(test_p)] + test_p[: len(test_d)]
+    return lsalsa.LassoProblem.from_dictionaries([A1, A2], alphas=[0.125, 0.2]), Y
+
+
+def relative_gap(problem64, X, Y64, f_star: float) -> float:
+    return (float(problem64.objective(X.double(), Y64).mean()) - f_star) / f_star
+
+
+def iterations_to_gap(run, problem64, Y64, f_star, target, max_iter):
+    """Fewest iterations whose code reaches ``target`` gap (metrics outside the timed runs)."""
+    hit = {}
+
+    def cb(k, X):
+        if relative_gap(problem64, X, Y64, f_star) <= target:
+            hit["k"] = k
+            return True
+        return False
+
+    run(max_iter=max_iter, callback=cb)
+    return hit.get("k")
+
+
+def sklearn_codes(problem64, Y64, algorithm):
+    """``sparse_encode`` on our problem (per-dictionary alphas by rescaling atoms, float64)."""
+    A = problem64.A.numpy()
+    t = problem64.thresholds.numpy()
+    c = t / t[0]
+    codes = sparse_encode(Y64.numpy(), (A / c).T, algorithm=algorithm, alpha=float(t[0]), n_jobs=2, max_iter=10_000)
+    return codes / c
+
+
+def bench(name, problem, Y, lars_subset, repeats):
+    problem64, Y64 = problem.to(dtype=torch.float64), torch.from_numpy(np.asarray(Y, dtype=np.float64))
+    problem32, Y32 = problem.to(dtype=torch.float32), Y64.float()
+    ref = lsalsa.salsa(problem64, Y64, mu=1.0, tol=1e-11, max_iter=100_000)
+    f_star_rows = problem64.objective(ref.X, Y64)
+    f_star = float(f_star_rows.mean())
+    rows = []
+
+    timings = {}
+    for algo in ("lasso_cd", "lasso_lars"):
+        sub = slice(None) if algo == "lasso_cd" else slice(0, lars_subset)
+        Ys = Y64[sub]
+        t = median_time(lambda: sklearn_codes(problem64, Ys, algo), repeats=1 if algo == "lasso_lars" else repeats, warmup=0)
+        X = torch.from_numpy(sklearn_codes(problem64, Ys, algo))
+        gap = (float(problem64.objective(X, Ys).mean()) - float(f_star_rows[sub].mean())) / float(f_star_rows[sub].mean())
+        per = t / Ys.shape[0]
+        timings[algo] = (per, gap)
+        rows.append([name, f"sklearn {algo}", Ys.shape[0], "-", f"{t:.3f}", f"{per * 1e6:.0f}", f"{gap:.1e}"])
+
+    target = max(1e-6, max(g for _, g in timings.values()))
+    ours = {}
+    mus = [("fista", None)] + [("salsa", mu) for mu in MU_GRID]
+    for method, mu in mus:
+        kw = {} if mu is None else {"mu": mu}
+        solver = lsalsa.SOLVERS[method]
+        k = iterations_to_gap(lambda **a: solver(problem32, Y32, **kw, **a), problem64, Y64, f_star, target, 20_000)
+        if k is None:
+            rows.append([name, f"{method}" + (f" mu={mu}" if mu else ""), Y.shape[0], ">20000", "-", "-", "-"])
+            continue
+        t = median_time(lambda: solver(problem32, Y32, n_iter=k, **kw), repeats=repeats)
+        X = solver(problem32, Y32, n_iter=k, **kw).X
+        gap = relative_gap(problem64, X, Y64, f_star)
+        per = t / Y.shape[0]
+        label = method + (f" mu={mu:g}" if mu else "")
+        ours[label] = per
+        rows.append([name, label, Y.shape[0], k, f"{t:.3f}", f"{per * 1e6:.1f}", f"{gap:.1e}"])
+
+    best = min(ours, key=ours.get)
+    summary = [
+        name, best, f"{timings['lasso_cd'][0] / ours[best]:.1f}x", f"{timings['lasso_lars'][0] / ours[best]:.1f}x",
+        f"{timings['lasso_cd'][0] / ours['fista']:.1f}x" if "fista" in ours else "-",
+        f"{timings['lasso_cd'][0] / ours['salsa mu=10']:.1f}x" if "salsa mu=10" in ours else "-",
+    ]
+    return rows, summary, target
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller batches (a smoke run)")
+    parser.add_argument("--no-readme", action="store_true", help="do not update benchmarks/README.md")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    t_start = time.time()
+    n10, n32, lars, reps = (1000, 100, 50, 2) if args.quick else (10_000, 1000, 100, 3)
+    all_rows, summaries, targets = [], [], {}
+    for name, make, n in (("patch10", patch10_problem, n10), ("mca32", mca32_problem, n32)):
+        problem, Y = make(n)
+        rows, summary, target = bench(f"{name} (M={problem.n_features}, N={problem.n_atoms})", problem, Y, lars, reps)
+        all_rows += rows
+        summaries.append(summary)
+        targets[name] = target
+        print(markdown_table(["problem", "method", "B", "iters", "time [s]", "us/signal", "gap reached"], rows), flush=True)
+    header = ["problem", "fastest ours", "vs lasso_cd", "vs lasso_lars", "FISTA vs lasso_cd", "SALSA mu=10 vs lasso_cd"]
+    print(markdown_table(header, summaries))
+    body = "\n\n".join([
+        "## Optimal codes: lsalsa vs scikit-learn `sparse_encode` (`bench_solvers.py`)",
+        f"Command: `.venv/bin/python benchmarks/bench_solvers.py{' --quick' if args.quick else ''}`  ",
+        f"Machine: {machine()}  ",
+        f"Run: {time.strftime('%Y-%m-%d %H:%M')}, {time.time() - t_start:.0f} s. Target gap per problem: "
+        + ", ".join(f"{k} {v:.1e}" for k, v in targets.items()),
+        (__doc__.split("\n\n", 1)[1].split("\n\n")[0]),
+        "Speed-up of our fastest solver per signal (ratios measured in the same run):",
+        markdown_table(header, summaries),
+        "All rows (sklearn with n_jobs=2, float64; ours float32, 2 threads; time = median):",
+        markdown_table(["problem", "method", "B", "iters", "time [s]", "us/signal", "gap reached"], all_rows),
+    ])
+    if not args.no_readme:
+        write_section("bench_solvers", body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""What LISTA and LSALSA share: the parameters ``W_e`` and ``S``, thresholds, config, input checks."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._validation import check_nonneg_int, check_positive_int
+from ..errors import LsalsaError
+from ..problem import LassoProblem
+
+LEARN_THRESHOLDS = (None, "coordinate", "dictionary")
+
+
+class UnrolledEncoder(nn.Module):
+    """Base of the unrolled encoders: ``W_e: (N, M)``, splitting matrices ``S``, thresholds.
+
+    Subclasses define ``forward`` from a solver's step function and add their own
+    hyper-parameters to :meth:`config`. Parameters are created as zeros; ``from_problem`` (in the
+    subclasses) or ``load_state_dict`` gives them values.
+
+    Parameters
+    ----------
+    n_features, n_atoms : M and N.
+    n_layers : T >= 1.
+    alphas : one l1 weight (>= 0) per dictionary.
+    dict_sizes : sizes of the D dictionaries, summing to N (default: one dictionary).
+    scale : the thresholds are ``alpha_i / scale`` (``mu`` for LSALSA, ``L`` for LISTA).
+    n_splitting : how many S matrices an untied model holds (the tied model holds one).
+    tied : one S shared by all layers (the paper's model) or one per layer.
+    learn_thresholds : None (fixed ``alpha_i / scale``, the paper), "coordinate" (a learnable
+        threshold per atom) or "dictionary" (one per dictionary). A learned threshold ``theta``
+        is used as ``max(theta, 0)``, so the threshold in use stays >= 0 whatever SGD does.
+    dtype, device : of the parameters (default: torch's default dtype, CPU).
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_atoms: int,
+        n_layers: int,
+        *,
+        alphas: Any,
+        dict_sizes: Sequence[int] | None,
+        scale: float,
+        n_splitting: int,
+        tied: bool,
+        learn_thresholds: str | None,
+        dtype: torch.dtype | None,
+        device: Any,
+    ):
+        super().__init__()
+        self.n_features = check_positive_int(n_features, "n_features")
+        self.n_atoms = check_positive_int(n_atoms, "n_atoms")
+        self.n_layers = check_positive_int(n_layers, "n_layers")
+        self.dict_sizes = _check_sizes(dict_sizes, self.n_atoms)
+        self.alphas = _check_alphas(alphas, len(self.dict_sizes))
+        if not isinstance(tied, bool):
+            raise LsalsaError(f"tied: expected True or False, got {tied!r}")
+        if learn_thresholds not in LEARN_THRESHOLDS:
+            raise LsalsaError(f"learn_thresholds: expected one of {list(LEARN_THRESHOLDS)}, got {learn_thresholds!r}")
+        self.tied = tied
+        self.learn_thresholds = learn_thresholds
+
+        factory = {"dtype": dtype, "device": device}
+        N = self.n_atoms
+        self.W_e = nn.Parameter(torch.zeros(N, self.n_features, **factory))
+        self.S = nn.Parameter(torch.zeros((N, N) if tied else (n_splitting, N, N), **factory))
+
+        self._init_thresholds(scale, factory)
+
+    def _init_thresholds(self, scale: float, factory: dict[str, Any]) -> None:
+        """Fixed thresholds ``alpha_i / scale`` as a buffer, or learnable ones as ``theta``."""
+        device = factory["device"]
+        # Same arithmetic as LassoProblem.thresholds / scale, so that at initialisation the
+        # encoder thresholds exactly as its solver does.
+        alphas_t = torch.tensor(self.alphas, **factory)
+        per_coordinate = torch.repeat_interleave(alphas_t, torch.tensor(self.dict_sizes, device=device)) / scale
+        # A python float (all alphas equal, thresholds fixed) takes soft_threshold's fused path.
+        self._scalar_threshold: float | None = None
+        if self.learn_thresholds is None:
+            self.register_buffer("_thresholds", per_coordinate, persistent=False)
+            if len(set(self.alphas)) == 1:
+                self._scalar_threshold = self.alphas[0] / scale
+        elif self.learn_thresholds == "coordinate":
+            self.theta = nn.Parameter(per_coordinate)
+        else:
+            self.theta = nn.Parameter(alphas_t / scale)
+            # which dictionary each atom belongs to: an index, so that expanding the (D,)
+            # thresholds to (N,) is a gather (differentiable, and of static size for compile)
+            index = torch.repeat_interleave(torch.arange(len(self.dict_sizes)), torch.tensor(self.dict_sizes))
+            self.register_buffer("_dict_index", index.to(device), persistent=False)
+
+    # ---- construction ------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """The constructor's keyword arguments, JSON-able: ``type(self).from_config(c)`` rebuilds
+        the module (with zero parameters; load a state dict for the values)."""
+        return {
+            "n_features": self.n_features,
+            "n_atoms": self.n_atoms,
+            "n_layers": self.n_layers,
+            "alphas": list(self.alphas),
+            "dict_sizes": list(self.dict_sizes),
+            "tied": self.tied,
+            "learn_thresholds": self.learn_thresholds,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], *, dtype: torch.dtype | None = None, device: Any = None):
+        """Rebuild a module from :meth:`config` (parameters are zeros until a state dict is loaded)."""
+        if not isinstance(config, dict):
+            raise LsalsaError(f"config: expected a dict, got {type(config).__name__}")
+        try:
+            return cls(**config, dtype=dtype, device=device)
+        except TypeError as exc:
+            raise LsalsaError(f"config: not a valid {cls.__name__} configuration ({exc})") from exc
+
+    def _set_operators(self, W_e: torch.Tensor, S: torch.Tensor) -> None:
+        """Copy a solver's matrices into the parameters (every layer's S when untied)."""
+        with torch.no_grad():
+            self.W_e.copy_(W_e)
+            self.S.copy_(S.expand_as(self.S))
+
+    # ---- pieces of forward --------------------------------------------------------------
+    def _splitting(self, layer: int) -> torch.Tensor:
+        """The S of the given layer (0-based among the layers that use one)."""
+        return self.S if self.tied else self.S[layer]
+
+    def _threshold(self) -> torch.Tensor | float:
+        if self.learn_thresholds is None:
+            return self._thresholds if self._scalar_threshold is None else self._scalar_threshold
+        theta = self.theta.clamp_min(0)
+        return theta if self.learn_thresholds == "coordinate" else theta[self._dict_index]
+
+    @property
+    def thresholds(self) -> torch.Tensor:
+        """The per-coordinate thresholds in use, ``(N,)`` (a detached copy)."""
+        t = self._threshold()
+        if isinstance(t, float):
+            t = self._thresholds
+        return t.detach().clone()
+
+    def _check_input(self, Y: Any) -> None:
+        # Metadata only: a finiteness check would cost a pass over Y and a device sync per call.
+        if not isinstance(Y, torch.Tensor):
+            raise LsalsaError(f"Y: expected a torch tensor of shape (B, {self.n_features}), got {type(Y).__name__}")
+        if Y.ndim != 2 or Y.shape[1] != self.n_features:
+            raise LsalsaError(f"Y: expected shape (B, {self.n_features}), got {tuple(Y.shape)}")
+        if Y.dtype != self.W_e.dtype:
+            raise LsalsaError(
+                f"Y: dtype {Y.dtype} does not match the encoder's {self.W_e.dtype}; "
+                f"convert one of them (e.g. encoder.to({Y.dtype}))"
+            )
+        if Y.device != self.W_e.device:
+            raise LsalsaError(f"Y: device {Y.device} does not match the encoder's {self.W_e.device}")
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.config().items())
+
+
+def check_problem(problem: Any, n_layers: Any) -> int:
+    """Validate ``from_problem``'s common arguments; returns ``n_layers``."""
+    if not isinstance(problem, LassoProblem):
+        raise LsalsaError(f"problem: expected a LassoProblem, got {type(problem).__name__}")
+    return check_positive_int(n_layers, "n_layers")
+
+
+def _check_sizes(dict_sizes: Any, n_atoms: int) -> tuple[int, ...]:
+    if dict_sizes is None:
+        return (n_atoms,)
+    try:
+        sizes = tuple(check_nonneg_int(s, "dict_sizes") for s in dict_sizes)
+    except TypeError as exc:
+        raise LsalsaError(f"dict_sizes: expected a sequence of ints, got {dict_sizes!r}") from exc
+    if not sizes or any(s == 0 for s in sizes) or sum(sizes) != n_atoms:
+        raise LsalsaError(f"dict_sizes: expected positive sizes summing to n_atoms={n_atoms}, got {list(sizes)}")
+    return sizes
+
+
+def _check_alphas(alphas: Any, n_dicts: int) -> tuple[float, ...]:
+    if isinstance(alphas, torch.Tensor):
+        alphas = alphas.tolist()
+    values = [alphas] if isinstance(alphas, (int, float)) else list(alphas)
+    values = [check_nonneg_float(a, "alphas") for a in values]
+    if len(values) == 1 and n_dicts > 1:
+        values = values * n_dicts
+    if len(values) != n_dicts:
+        raise LsalsaError(f"alphas: expected 1 or {n_dicts} values (one per dictionary), got {len(values)}")
+    return tuple(values)
+
+
+def check_nonneg_float(value: Any, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as exc:
+        raise LsalsaError(f"{name}: expected numbers >= 0, got {value!r}") from exc
+    if not v >= 0 or v == float("inf"):
+        raise LsalsaError(f"{name}: expected finite numbers >= 0, got {value!r}")
+    return v

@@ -1,0 +1,112 @@
+"""Optimal codes for a data set: batched, KKT-optimal, cached on disk and reused."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import lsalsa
+from lsalsa import LassoProblem, LsalsaError
+from lsalsa import codes as codes_module
+
+
+@pytest.fixture(scope="module")
+def problem(digit_atoms):
+    return LassoProblem(digit_atoms, alphas=0.15)
+
+
+@pytest.fixture(scope="module")
+def Y(digits):
+    return np.ascontiguousarray(digits[:120])  # (120, 64) float64 real digits
+
+
+# SALSA converges in hundreds of iterations where FISTA needs ~10^4 on these coherent atoms
+TIGHT = {"solver": "salsa", "mu": 1.0, "tol": 1e-10, "max_iter": 50_000}
+
+
+def test_codes_satisfy_kkt_in_batches(problem, Y):
+    X = lsalsa.optimal_codes(problem, Y, batch_size=50, **TIGHT)
+    assert isinstance(X, np.ndarray) and X.shape == (120, 48) and X.dtype == np.float64
+    assert float(problem.kkt_violation(torch.from_numpy(X), torch.from_numpy(Y)).max()) < 1e-7
+    assert (X == 0).mean() > 0.3
+
+
+def test_fista_codes_satisfy_kkt(problem, Y):
+    X = lsalsa.optimal_codes(problem, Y[:20], solver="fista", tol=1e-10, max_iter=50_000, batch_size=10)
+    assert float(problem.kkt_violation(torch.from_numpy(X), torch.from_numpy(Y[:20])).max()) < 1e-7
+
+
+def test_salsa_mca_codes(digit_atoms, dct_atoms, Y):
+    mca = LassoProblem.from_dictionaries([digit_atoms, dct_atoms], alphas=[0.1, 0.25])
+    X = lsalsa.optimal_codes(mca, torch.from_numpy(Y[:60]), batch_size=30, **(TIGHT | {"mu": 2.0}))
+    assert float(mca.kkt_violation(torch.from_numpy(X), torch.from_numpy(Y[:60])).max()) < 1e-7
+
+
+def test_cache_is_written_and_reused(problem, Y, tmp_path, monkeypatch):
+    X = lsalsa.optimal_codes(problem, Y, cache_dir=tmp_path, dataset_name="digits/train", batch_size=100, **TIGHT)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) == 2 and files[0].startswith("digits_train-") and files[0].endswith(".json")
+    assert isinstance(X, np.memmap) and not X.flags.writeable
+    meta = json.loads((tmp_path / files[0]).read_text())
+    assert meta["dataset_name"] == "digits/train" and meta["n"] == 120 and meta["dtype"] == "float64"
+    assert meta["solver"] == "salsa" and meta["mu"] == 1.0 and meta["alphas"] == [0.15] and meta["tol"] == 1e-10
+    assert meta["max_kkt_violation"] < 1e-7 and meta["all_converged"]
+    assert len(meta["dictionary_sha256"]) == len(meta["Y_sha256"]) == 64
+
+    def must_not_solve(*args, **kwargs):
+        raise AssertionError("the cached codes should have been reused")
+
+    monkeypatch.setattr(codes_module, "_solve_batch", must_not_solve)
+    again = lsalsa.optimal_codes(problem, Y.copy(), cache_dir=tmp_path, dataset_name="digits/train",
+                                 batch_size=7, **TIGHT)  # same data, another batch size: still a hit
+    np.testing.assert_array_equal(again, X)
+    # any change of the inputs is a miss
+    for changed in ({"problem": problem.with_alphas(0.2)}, {"Y": Y[::-1].copy()}, {"tol": 1e-9}, {"mu": 2.0}):
+        kwargs = {"problem": problem, "Y": Y, **TIGHT, **changed}
+        with pytest.raises(AssertionError, match="reused"):
+            lsalsa.optimal_codes(cache_dir=tmp_path, dataset_name="digits/train", **kwargs)
+
+
+def test_memmap_input_matches_in_memory(problem, Y, tmp_path):
+    Ymm = np.lib.format.open_memmap(tmp_path / "Y.npy", mode="w+", dtype=np.float64, shape=Y.shape)
+    Ymm[:] = Y
+    Ymm.flush()
+    Ymm = np.load(tmp_path / "Y.npy", mmap_mode="r")
+    cached = lsalsa.optimal_codes(problem, Ymm, batch_size=37, cache_dir=tmp_path / "cache", **TIGHT)
+    in_memory = lsalsa.optimal_codes(problem, torch.from_numpy(Y), batch_size=37, **TIGHT)
+    np.testing.assert_array_equal(cached, in_memory)
+
+
+def test_interrupted_run_leaves_nothing(problem, Y, tmp_path, monkeypatch):
+    calls = []
+    real = codes_module._solve_batch
+
+    def fail_second(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(codes_module, "_solve_batch", fail_second)
+    with pytest.raises(KeyboardInterrupt):
+        lsalsa.optimal_codes(problem, Y, batch_size=20, cache_dir=tmp_path, **TIGHT)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_input(problem, Y):
+    with pytest.raises(LsalsaError, match="dtype"):
+        lsalsa.optimal_codes(problem, Y.astype(np.float32))
+    with pytest.raises(LsalsaError, match="shape"):
+        lsalsa.optimal_codes(problem, Y[:, :10])
+    with pytest.raises(LsalsaError, match="solver"):
+        lsalsa.optimal_codes(problem, Y, solver="lars")
+    with pytest.raises(LsalsaError, match="problem"):
+        lsalsa.optimal_codes(problem.A, Y)
+    with pytest.raises(LsalsaError, match="Y"):
+        lsalsa.optimal_codes(problem, Y.tolist())
+    with pytest.raises(LsalsaError, match="batch_size"):
+        lsalsa.optimal_codes(problem, Y, batch_size=0)
+    bad = Y.copy()
+    bad[3, 3] = np.nan
+    with pytest.raises(LsalsaError, match="finite"):
+        lsalsa.optimal_codes(problem, bad)
