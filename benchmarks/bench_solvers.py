@@ -32,7 +32,7 @@ import lsalsa  # noqa: E402
 from _common import machine, markdown_table, median_time, write_section  # noqa: E402
 
 CACHE = Path(__file__).with_name(".cache")
-MU_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+MU_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
 
 
 def _cached(name: str, make) -> np.ndarray:
@@ -80,7 +80,8 @@ def iterations_to_gap(run, problem64, Y64, f_star, target, max_iter):
     hit = {}
 
     def cb(k, X):
-        if relative_gap(problem64, X, Y64, f_star) <= target:
+        # every iteration up to 100, then every 5th: the count is exact to within 5 iterations
+        if (k <= 100 or k % 5 == 0) and relative_gap(problem64, X, Y64, f_star) <= target:
             hit["k"] = k
             return True
         return False
@@ -123,9 +124,9 @@ def bench(name, problem, Y, lars_subset, repeats):
     for method, mu in mus:
         kw = {} if mu is None else {"mu": mu}
         solver = lsalsa.SOLVERS[method]
-        k = iterations_to_gap(lambda **a: solver(problem32, Y32, **kw, **a), problem64, Y64, f_star, target, 20_000)
+        k = iterations_to_gap(lambda **a: solver(problem32, Y32, **kw, **a), problem64, Y64, f_star, target, 5_000)
         if k is None:
-            rows.append([name, f"{method}" + (f" mu={mu}" if mu else ""), Y.shape[0], ">20000", "-", "-", "-"])
+            rows.append([name, f"{method}" + (f" mu={mu}" if mu else ""), Y.shape[0], ">5000", "-", "-", "-"])
             continue
         t = median_time(lambda: solver(problem32, Y32, n_iter=k, **kw), repeats=repeats)
         X = solver(problem32, Y32, n_iter=k, **kw).X
@@ -147,6 +148,7 @@ def bench(name, problem, Y, lars_subset, repeats):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller batches (a smoke run)")
+    parser.add_argument("--only", choices=("patch10", "mca32"), help="run one problem")
     parser.add_argument("--no-readme", action="store_true", help="do not update benchmarks/README.md")
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -154,6 +156,8 @@ def main(argv=None):
     n10, n32, lars, reps = (1000, 100, 50, 2) if args.quick else (10_000, 1000, 100, 3)
     all_rows, summaries, targets = [], [], {}
     for name, make, n in (("patch10", patch10_problem, n10), ("mca32", mca32_problem, n32)):
+        if args.only and name != args.only:
+            continue
         problem, Y = make(n)
         rows, summary, target = bench(f"{name} (M={problem.n_features}, N={problem.n_atoms})", problem, Y, lars, reps)
         all_rows += rows

@@ -1,55 +1,135 @@
-"""The ``lsalsa`` command: a thin argparse layer over library calls."""
+"""The ``lsalsa`` command: a thin argparse layer over library calls.
+
+Errors in configs, paths and values end the command with a one-line message and exit code 2.
+"""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
-
-import numpy as np
-import torch
+from pathlib import Path
 
 from .errors import LsalsaError
 
+DEMO_CONFIGS = ("demo", "demo_mca")
 
-def _demo(args: argparse.Namespace) -> int:
-    """Sparse-code real handwritten digits (scikit-learn's 8x8 digits) with each solver."""
-    from sklearn.datasets import load_digits
 
-    from .problem import LassoProblem
-    from .solvers import SOLVERS
+def _log(msg: str) -> None:
+    print(msg, flush=True)
 
-    data = load_digits().data / 16.0  # (1797, 64) in [0, 1]
-    rng = np.random.default_rng(args.seed)
-    idx = rng.permutation(len(data))
-    # A data-driven dictionary: 100 held-out digits as unit-norm atoms (dictionary learning
-    # proper is `lsalsa.learn_dictionary`).
-    A = data[idx[:100]].T
-    A = A / np.linalg.norm(A, axis=0)
-    Y = torch.from_numpy(data[idx[100:]]).float()
-    problem = LassoProblem(torch.from_numpy(A).float(), alphas=args.alpha)
-    print(f"problem: {problem}, {Y.shape[0]} signals")
-    print(f"{'solver':8s} {'T':>6s} {'objective':>10s} {'sparsity':>9s} {'max KKT':>9s} {'time [s]':>9s}")
-    for name in ("ista", "fista", "salsa"):
-        for n_iter in (1, 5, 20, None):
-            t0 = time.perf_counter()
-            res = SOLVERS[name](problem, Y, n_iter=n_iter, tol=1e-5, max_iter=20_000)
-            dt = time.perf_counter() - t0
-            obj = float(problem.objective(res.X, Y).mean())
-            sparsity = float((res.X == 0).float().mean())
-            kkt = float(problem.kkt_violation(res.X, Y).max())
-            label = str(n_iter) if n_iter is not None else f"{res.n_iter}*"
-            print(f"{name:8s} {label:>6s} {obj:10.5f} {sparsity:9.3f} {kkt:9.2e} {dt:9.4f}")
-    print("(* = run to convergence, tol 1e-5 on the relative change of x)")
+
+def _run_config(name: str, overrides: list[str], out: str | None, until: str, progress: bool) -> Path:
+    from .experiments import load_config, run_experiment
+
+    config = load_config(name, overrides)
+    run_dir = Path(out or Path("runs") / config.name)
+    t0 = time.perf_counter()
+    rows = run_experiment(config, run_dir, until=until, progress=progress, log=_log)
+    if rows:
+        _print_rows(rows)
+    _log(f"[{config.name}] step '{until}' done in {time.perf_counter() - t0:.0f} s; run directory: {run_dir}")
+    if until == "report":
+        _log(f"[{config.name}] report: {run_dir / 'report.html'} (and report.md)")
+    return run_dir
+
+
+def _print_rows(rows: list[dict]) -> None:
+    cols = [k for k in ("method", "T", "rmse", "time_s", "sparsity", "class_error", "psnr_1", "psnr_2") if any(k in r for r in rows)]
+    _log("  ".join(f"{c:>11s}" for c in cols))
+    for r in rows:
+        _log("  ".join(f"{r[c]:>11.4g}" if isinstance(r.get(c), float) else f"{str(r.get(c, '-')):>11s}" for c in cols))
+
+
+def _cmd_demo(args) -> int:
+    for name in DEMO_CONFIGS:
+        _run_config(name, args.set, str(Path(args.out) / name), "report", args.progress)
+    _log(f"demo finished: open {Path(args.out) / 'demo' / 'report.html'} and {Path(args.out) / 'demo_mca' / 'report.html'}")
+    return 0
+
+
+def _cmd_step(until: str):
+    def run(args) -> int:
+        _run_config(args.config, args.set, args.out, until, args.progress)
+        return 0
+    return run
+
+
+def _cmd_report(args) -> int:
+    from .experiments import config_from_dict, run_experiment
+
+    run_dir = Path(args.run_dir)
+    cfg = run_dir / "config.json"
+    if not cfg.is_file():
+        raise LsalsaError(f"{run_dir}: not a run directory (no config.json)")
+    try:
+        config = config_from_dict(json.loads(cfg.read_text()))
+    except json.JSONDecodeError as exc:
+        raise LsalsaError(f"{cfg}: invalid JSON ({exc})") from None
+    run_experiment(config, run_dir, until="report", progress=args.progress, log=_log)
+    _log(f"report: {run_dir / 'report.html'}")
+    return 0
+
+
+def _cmd_configs(args) -> int:
+    from .experiments import load_config, shipped_configs
+
+    for name in shipped_configs():
+        _log(f"{name:20s} {load_config(name).description}")
+    return 0
+
+
+def _cmd_data_list(args) -> int:
+    from .data import list_sources
+
+    for row in list_sources(args.data_dir):
+        _log(f"{row['name']:14s} {row['location'] or 'not found'}\n{'':14s} {row['description']}")
+    return 0
+
+
+def _cmd_data_fetch(args) -> int:
+    from .data import fetch
+
+    for name, status in fetch(args.data_dir).items():
+        _log(f"{name:14s} {status}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lsalsa", description=__doc__)
+    parser = argparse.ArgumentParser(prog="lsalsa", description="Fast sparse coding and source separation "
+                                     "with learned, unrolled solvers (LSALSA, LISTA, SALSA, FISTA).")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="solve a real-data sparse-coding problem with each solver")
-    demo.add_argument("--alpha", type=float, default=0.15, help="l1 weight (default 0.15)")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(func=_demo)
+
+    def with_run_args(p, config=True):
+        if config:
+            p.add_argument("config", help="a shipped config name (see `lsalsa configs`) or a TOML file")
+            p.add_argument("--out", help="run directory (default runs/<name>)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set data.scale=0.1 --set methods.T=[1,5]")
+        p.add_argument("--progress", action="store_true", help="show progress bars")
+
+    demo = sub.add_parser("demo", help="run the demo (digits, and digits + photo separation) and write reports")
+    demo.add_argument("--out", default="runs/demo", help="directory for the two demo runs (default runs/demo)")
+    with_run_args(demo, config=False)
+    demo.set_defaults(func=_cmd_demo)
+    for name, until, text in (("run", "report", "run an experiment end to end and write its report"),
+                              ("learn-dict", "dictionary", "steps data and dictionary"),
+                              ("codes", "codes", "steps up to the optimal codes"),
+                              ("train", "methods", "steps up to training (and evaluating) every method and T"),
+                              ("evaluate", "methods", "same as train: each method is evaluated right after training")):
+        p = sub.add_parser(name, help=text)
+        with_run_args(p)
+        p.set_defaults(func=_cmd_step(until))
+    rep = sub.add_parser("report", help="(re)write figures and report of a run directory")
+    rep.add_argument("run_dir")
+    rep.add_argument("--progress", action="store_true")
+    rep.set_defaults(func=_cmd_report)
+    sub.add_parser("configs", help="list the shipped experiment configs").set_defaults(func=_cmd_configs)
+    data = sub.add_parser("data", help="list or fetch data sets").add_subparsers(dest="data_command", required=True)
+    for name, fn in (("list", _cmd_data_list), ("fetch", _cmd_data_fetch)):
+        p = data.add_parser(name)
+        p.add_argument("--data-dir", default=None, help="data directory (default $LSALSA_DATA or ./data)")
+        p.set_defaults(func=fn)
     return parser
 
 
@@ -60,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     except LsalsaError as exc:
         print(f"lsalsa: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("lsalsa: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,242 @@
+"""Experiment configuration: TOML files (shipped or the user's) into validated dataclasses.
+
+Unknown keys and wrong types are errors (``LsalsaError`` naming the key), so a typo never
+silently falls back to a default. ``overrides`` are ``"section.key=value"`` strings, the value
+parsed as a TOML value (``--set train.epochs=5 --set methods.T=[1,2]``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from ..errors import LsalsaError
+
+METHODS = ("fista", "salsa", "lista", "lsalsa")
+
+
+@dataclass
+class DataConfig:
+    """Where the signals come from. ``kind="patches"``: patches of one source (single dictionary);
+    ``kind="mixture"``: a whole digit plus a natural-photo patch (MCA, two dictionaries)."""
+    kind: str = "patches"
+    source: str = "mnist"
+    patch_size: int = 10
+    stride: int = 0            # 0: non-overlapping (= patch_size)
+    pad_to: int = 0            # 0: no padding (MNIST: 32, as in the paper)
+    min_std: float = 0.0       # keep only patches with std >= min_std
+    n_train: int = 10_000      # training signals (before `scale`)
+    n_test: int = 2_000        # test signals (before `scale`)
+    n_dict: int = 10_000       # signals used to learn the dictionary (before `scale`)
+    scale: float = 1.0         # one knob for the experiment's size: multiplies n_train, n_test, n_dict
+    data_dir: str = ""         # "" = $LSALSA_DATA or the default data directory
+
+
+@dataclass
+class DictionaryConfig:
+    """One dictionary per source (Eq. 5; Remark 1 for MCA), learned or loaded."""
+    n_atoms: list[int] = field(default_factory=lambda: [100])
+    alphas: list[float] = field(default_factory=lambda: [0.15])   # alpha* of the optimal codes
+    epochs: int = 10
+    batch_size: int = 256
+    path: str = ""             # load dictionaries from this .npz (keys A0, A1, ..) instead of learning
+
+
+@dataclass
+class CodesConfig:
+    """How the optimal codes X* are computed (Section 6: FISTA for SC, SALSA for MCA)."""
+    solver: str = "fista"
+    mu: float = 10.0
+    tol: float = 1e-6
+    max_iter: int = 5_000
+
+
+@dataclass
+class MethodsConfig:
+    names: list[str] = field(default_factory=lambda: list(METHODS))
+    T: list[int] = field(default_factory=lambda: [1, 3, 5, 10])
+    mu: float = 10.0           # SALSA / LSALSA penalty when the search does not tune it
+    repeats: int = 5           # timing repeats (median)
+    classify: bool = True      # classification error of each method's codes
+
+
+@dataclass
+class TrainConfigSection:
+    """Final training of LISTA / LSALSA (Eq. 15) with the best searched settings."""
+    epochs: int = 20
+    batch_size: int = 100
+    optimizer: str = "adam"
+    lr_lista: float = 1e-3
+    lr_lsalsa: float = 1e-3
+    lr_decay: float = 0.95
+    rel_tol: float = 1e-6
+
+
+@dataclass
+class SearchConfig:
+    """Hyper-parameter grids per method and T (Supplement E); one-element grids = no search."""
+    alpha_factors: list[float] = field(default_factory=lambda: [1.0])  # inference alpha = factor * alpha*
+    mu: list[float] = field(default_factory=lambda: [10.0])            # SALSA / LSALSA
+    lr_factors: list[float] = field(default_factory=lambda: [1.0])     # times train.lr_<method>
+    epochs: int = 3                                                    # training epochs per trial
+    val_fraction: float = 0.2                                          # of the training signals
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    description: str = ""
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    dictionary: DictionaryConfig = field(default_factory=DictionaryConfig)
+    codes: CodesConfig = field(default_factory=CodesConfig)
+    methods: MethodsConfig = field(default_factory=MethodsConfig)
+    train: TrainConfigSection = field(default_factory=TrainConfigSection)
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+    def scaled(self, n: int) -> int:
+        return max(1, int(round(n * self.data.scale)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def shipped_configs() -> list[str]:
+    """Names of the experiment configurations shipped with lsalsa."""
+    root = resources.files(__package__) / "configs"
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def load_config(name_or_path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
+    """Read a shipped config by name (``"demo"``) or a user's TOML file, then apply overrides."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise LsalsaError(f"config: file {str(path)!r} does not exist")
+        text = path.read_text()
+    else:
+        if str(name_or_path) not in shipped_configs():
+            raise LsalsaError(f"config: {str(name_or_path)!r} is neither a file nor a shipped config {shipped_configs()}")
+        text = (resources.files(__package__) / "configs" / f"{name_or_path}.toml").read_text()
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise LsalsaError(f"config {str(name_or_path)!r}: invalid TOML: {exc}") from None
+    for item in overrides:
+        _apply_override(raw, item)
+    config = _build(ExperimentConfig, raw, "")
+    _check(config)
+    return config
+
+
+def _apply_override(raw: dict, item: str) -> None:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise LsalsaError(f"--set: expected key=value, got {item!r}")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()  # a bare word is a string
+    *parents, last = key.strip().split(".")
+    node = raw
+    for p in parents:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise LsalsaError(f"--set: {key!r}: {p!r} is not a section")
+    node[last] = parsed
+
+
+def _build(cls, raw: Any, prefix: str):
+    if not isinstance(raw, dict):
+        raise LsalsaError(f"config: {prefix.rstrip('.') or 'top level'} must be a table, got {raw!r}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise LsalsaError(f"config: unknown key(s) {[prefix + k for k in unknown]}; expected {sorted(prefix + k for k in known)}")
+    kwargs = {}
+    for name, value in raw.items():
+        f = known[name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _build(type(default), value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(value, default, prefix + name)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, default: Any, key: str) -> Any:
+    def bad(expected: str):
+        return LsalsaError(f"config: {key} must be {expected}, got {value!r}")
+
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if isinstance(default, list):
+        if not isinstance(value, list) or not value:
+            raise bad("a non-empty list")
+        return [_coerce(v, default[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    raise bad(type(default).__name__)  # pragma: no cover
+
+
+def _check(c: ExperimentConfig) -> None:
+    def need(ok: bool, key: str, expected: str, value: Any) -> None:
+        if not ok:
+            raise LsalsaError(f"config: {key} must be {expected}, got {value!r}")
+
+    d = c.data
+    need(d.kind in ("patches", "mixture"), "data.kind", "'patches' or 'mixture'", d.kind)
+    need(d.patch_size >= 1, "data.patch_size", ">= 1", d.patch_size)
+    need(0 <= d.stride <= d.patch_size, "data.stride", "0 (= patch_size) or in 1..patch_size", d.stride)
+    need(d.scale > 0, "data.scale", "> 0", d.scale)
+    for k in ("n_train", "n_test", "n_dict"):
+        need(getattr(d, k) >= 1, f"data.{k}", ">= 1", getattr(d, k))
+    n_dicts = 2 if d.kind == "mixture" else 1
+    need(len(c.dictionary.n_atoms) == n_dicts, "dictionary.n_atoms", f"a list of {n_dicts} sizes", c.dictionary.n_atoms)
+    need(len(c.dictionary.alphas) == n_dicts, "dictionary.alphas", f"a list of {n_dicts} values", c.dictionary.alphas)
+    need(all(a > 0 for a in c.dictionary.alphas), "dictionary.alphas", "> 0", c.dictionary.alphas)
+    need(all(n >= 1 for n in c.dictionary.n_atoms), "dictionary.n_atoms", ">= 1", c.dictionary.n_atoms)
+    need(c.codes.solver in ("fista", "salsa"), "codes.solver", "'fista' or 'salsa'", c.codes.solver)
+    need(c.codes.mu > 0 and c.codes.tol > 0, "codes.mu/tol", "> 0", (c.codes.mu, c.codes.tol))
+    need(all(m in METHODS for m in c.methods.names), "methods.names", f"a list from {list(METHODS)}", c.methods.names)
+    need(all(t >= 1 for t in c.methods.T), "methods.T", "a list of integers >= 1", c.methods.T)
+    need(c.methods.mu > 0, "methods.mu", "> 0", c.methods.mu)
+    need(c.methods.repeats >= 1, "methods.repeats", ">= 1", c.methods.repeats)
+    t = c.train
+    need(t.optimizer in ("sgd", "adam"), "train.optimizer", "'sgd' or 'adam'", t.optimizer)
+    need(t.epochs >= 1 and t.batch_size >= 1, "train.epochs/batch_size", ">= 1", (t.epochs, t.batch_size))
+    need(t.lr_lista > 0 and t.lr_lsalsa > 0, "train.lr_*", "> 0", (t.lr_lista, t.lr_lsalsa))
+    need(0 < t.lr_decay <= 1, "train.lr_decay", "in (0, 1]", t.lr_decay)
+    s = c.search
+    need(all(a > 0 for a in s.alpha_factors), "search.alpha_factors", "> 0", s.alpha_factors)
+    need(all(m > 0 for m in s.mu), "search.mu", "> 0", s.mu)
+    need(all(f > 0 for f in s.lr_factors), "search.lr_factors", "> 0", s.lr_factors)
+    need(s.epochs >= 1, "search.epochs", ">= 1", s.epochs)
+    need(0 < s.val_fraction < 1, "search.val_fraction", "in (0, 1)", s.val_fraction)
+
+
+def config_from_dict(raw: dict[str, Any]) -> ExperimentConfig:
+    """Rebuild a validated config from ``ExperimentConfig.to_dict()`` output (a run's config.json)."""
+    config = _build(ExperimentConfig, raw, "")
+    _check(config)
+    return config

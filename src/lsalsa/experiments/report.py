@@ -1,0 +1,204 @@
+"""Figures, tables and the report (``report.md`` and a self-contained ``report.html``) of a run."""
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import plots
+from ..evaluation import time_encode
+from ..metrics import code_rmse
+from ..problem import LassoProblem
+from ..solvers import fista, salsa
+from .config import ExperimentConfig
+
+MAX_SOLVER_ITERS = 1000
+
+
+def _table(rows: list[dict], value: str, fmt: str) -> tuple[list[str], list[list[str]]]:
+    """A method x T table of ``value``: header and rows (T down, methods across, as Tables 1-8)."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    Ts = sorted({r["T"] for r in rows})
+    cell = {(r["method"], r["T"]): r.get(value) for r in rows}
+    body = [[str(T)] + [("-" if cell.get((m, T)) is None else format(cell[(m, T)], fmt)) for m in methods] for T in Ts]
+    return ["T"] + [plots.METHOD_LABELS.get(m, m) for m in methods], body
+
+
+def acceleration(c: ExperimentConfig, run_dir: Path, problem: LassoProblem, rows: list[dict],
+                 Y_test: torch.Tensor, X_star: torch.Tensor) -> dict[str, Any] | None:
+    """How many FISTA and SALSA iterations (and how much time) reach LSALSA's T=1 test error.
+
+    Iterations are found with metrics outside the clock, then exactly that many are timed.
+    Cached in ``results/acceleration.json``.
+    """
+    path = run_dir / "results" / "acceleration.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    ref = next((r for r in rows if r["method"] == "lsalsa" and r["T"] == min(c.methods.T)), None)
+    if ref is None:
+        return None
+    out = {"reference": {"method": "lsalsa", "T": ref["T"], "rmse": ref["rmse"], "time_s": ref["time_s"]}}
+    for name, run in (("fista", lambda **kw: fista(problem, Y_test, **kw)),
+                      ("salsa", lambda **kw: salsa(problem, Y_test, mu=c.methods.mu, **kw))):
+        hit: dict[str, int] = {}
+
+        def stop(k, X, hit=hit):
+            if code_rmse(X, X_star) <= ref["rmse"]:
+                hit["k"] = k
+                return True
+            return False
+
+        run(n_iter=MAX_SOLVER_ITERS, callback=stop)
+        k = hit.get("k")
+        if k is None:
+            out[name] = {"iterations": None, "note": f"not reached in {MAX_SOLVER_ITERS} iterations"}
+            continue
+        _, t = time_encode(lambda Y: run(n_iter=k).X, Y_test, repeats=c.methods.repeats)
+        out[name] = {"iterations": k, "time_s": t, "time_ratio": t / ref["time_s"]}
+    path.write_text(json.dumps(out, indent=2))
+    return out
+
+
+def _figures(c, run_dir, problem, rows, arrays) -> list[tuple[str, str]]:
+    fig_dir = run_dir / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    figs = []
+
+    def save(fig, name, caption):
+        plots.save(fig, fig_dir / name)
+        figs.append((f"figures/{name}", caption))
+
+    save(plots.plot_curves(rows, "T", "rmse", title=c.name), "error_vs_T.png", "Code error vs T (Fig. 3/4/14)")
+    save(plots.plot_curves(rows, "time_s", "rmse", title=c.name), "error_vs_time.png", "Code error vs inference time")
+    if any("class_error" in r for r in rows):
+        save(plots.plot_curves(rows, "time_s", "class_error", title=c.name, logy=False), "class_error_vs_time.png",
+             "Classification error of the probe vs inference time (Fig. 5/12/13/15)")
+    clouds = {}
+    for r in rows:
+        f = run_dir / "results" / f"{r['method']}_T{r['T']}.npz"
+        if f.exists():
+            with np.load(f) as z:
+                clouds[(r["method"], r["T"])] = (z["sparsity"], z["rmse"])
+    if clouds:
+        save(plots.plot_sparsity_vs_error(clouds, title=c.name), "sparsity_vs_error.png",
+             "Per-sample sparsity vs code error, one panel per T (Fig. 6/20)")
+    side = int(round(np.sqrt(problem.n_features)))
+    for i, A in enumerate(problem.dictionaries()):
+        save(plots.plot_atoms(A.numpy(), (side, side), title=f"dictionary {i + 1}"), f"atoms_{i + 1}.png",
+             f"Atoms of dictionary {i + 1} (Fig. 8-11)")
+    if "C_test" in arrays:
+        for T in c.methods.T:
+            grid, labels = _reconstruction_grid(problem, rows, arrays, T, run_dir, side)
+            if grid:
+                save(plots.plot_images(grid, labels, title=f"separated sources, T = {T}"), f"separation_T{T}.png",
+                     f"Mixtures, true sources and each method's separated sources A_i x_i at T = {T} (Fig. 7)")
+    return figs
+
+
+def _reconstruction_grid(problem, rows, arrays, T, run_dir, side, n_show=6):
+    shape = (side, side)
+    grid = [[y.reshape(shape) for y in arrays["Y_test"][:n_show]]]
+    labels = ["mixture"]
+    for i, comp in enumerate(arrays["C_test"]):
+        grid.append([y.reshape(shape) for y in comp[:n_show]])
+        labels.append(f"true {i + 1}")
+    for r in rows:
+        if r["T"] != T:
+            continue
+        with np.load(run_dir / "results" / f"{r['method']}_T{T}.npz") as z:
+            X = torch.from_numpy(z["X_head"][:n_show]).to(problem.dtype)
+        for i, s in enumerate(problem.reconstruct(X)):
+            grid.append([y.reshape(shape) for y in s.numpy()])
+            labels.append(f"{plots.METHOD_LABELS.get(r['method'], r['method'])} {i + 1}")
+    return grid, labels
+
+
+def _versions() -> str:
+    import matplotlib
+    import scipy
+    import sklearn
+
+    from .. import __version__
+    cpu = platform.processor() or platform.machine()
+    return (f"lsalsa {__version__}, torch {torch.__version__}, numpy {np.__version__}, scipy {scipy.__version__}, "
+            f"scikit-learn {sklearn.__version__}, matplotlib {matplotlib.__version__}, Python {platform.python_version()}; "
+            f"{platform.system()} {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads")
+
+
+def write_report(c: ExperimentConfig, run_dir: Path, problem: LassoProblem, rows: list[dict], arrays: dict,
+                 X_test: Any, log=lambda s: None) -> Path:
+    """Write ``results.csv``, figures, ``report.md`` and ``report.html``; returns the html path."""
+    log("[report] figures and report")
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(run_dir / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    Y_test = torch.from_numpy(np.asarray(arrays["Y_test"])).to(problem.dtype)
+    X_star = torch.from_numpy(np.array(X_test)).to(problem.dtype)
+    acc = acceleration(c, run_dir, problem, rows, Y_test, X_star)
+    figs = _figures(c, run_dir, problem, rows, arrays)
+
+    sections: list[tuple[str, str, list]] = []  # (title, text, [(header, body)])
+    sections.append(("Code error (RMSE against the optimal codes)", "code RMSE = sqrt(mean over test signals and atoms of (x - x*)^2)",
+                     [_table(rows, "rmse", ".4g")]))
+    sections.append(("Inference time [s] (median, whole test set)", f"{len(Y_test)} test signals", [_table(rows, "time_s", ".3g")]))
+    if any("class_error" in r for r in rows):
+        sections.append(("Classification error [%]", "Logistic regression trained on the optimal test codes, applied to each method's codes",
+                         [_table(rows, "class_error", ".2f")]))
+    if any("psnr_1" in r for r in rows):
+        sections.append(("Separated sources: PSNR [dB]", "PSNR of A_i x_i against each true source",
+                         [_table(rows, f"psnr_{i + 1}", ".2f") for i in range(problem.n_dicts)]))
+    sections.append(("Sparsity (fraction of zero code entries)", "", [_table(rows, "sparsity", ".3f")]))
+    if acc:
+        ref = acc["reference"]
+        lines = [f"LSALSA at T = {ref['T']}: test RMSE {ref['rmse']:.4g} in {ref['time_s']:.3g} s."]
+        for name in ("fista", "salsa"):
+            a = acc.get(name, {})
+            if a.get("iterations"):
+                lines.append(f"{name.upper()} needs {a['iterations']} iterations to reach it: {a['time_s']:.3g} s, "
+                             f"{a['time_ratio']:.1f}x LSALSA's time.")
+            else:
+                lines.append(f"{name.upper()}: {a.get('note', 'n/a')}.")
+        sections.append(("Acceleration", " ".join(lines), []))
+
+    md = [f"# lsalsa report: {c.name}", "", c.description, "",
+          f"Generated {time.strftime('%Y-%m-%d %H:%M')}. {_versions()}", ""]
+    for title, text, tables in sections:
+        md += [f"## {title}", "", text, ""]
+        for header, body in tables:
+            md += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            md += ["| " + " | ".join(r) + " |" for r in body]
+            md.append("")
+    md += ["## Figures", ""] + [f"![{cap}]({p})\n\n{cap}\n" for p, cap in figs]
+    md += ["## Configuration", "", "```json", json.dumps(c.to_dict(), indent=2), "```", ""]
+    (run_dir / "report.md").write_text("\n".join(md))
+
+    h = [f"<!doctype html><html><head><meta charset='utf-8'><title>lsalsa report: {html.escape(c.name)}</title>",
+         "<style>body{font-family:sans-serif;max-width:1000px;margin:auto}table{border-collapse:collapse}"
+         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}</style></head><body>",
+         f"<h1>lsalsa report: {html.escape(c.name)}</h1><p>{html.escape(c.description)}</p>",
+         f"<p>Generated {time.strftime('%Y-%m-%d %H:%M')}. {html.escape(_versions())}</p>"]
+    for title, text, tables in sections:
+        h.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(text)}</p>")
+        for header, body in tables:
+            h.append("<table><tr>" + "".join(f"<th>{html.escape(x)}</th>" for x in header) + "</tr>")
+            h += ["<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in r) + "</tr>" for r in body]
+            h.append("</table><br>")
+    h.append("<h2>Figures</h2>")
+    for p, cap in figs:
+        b64 = base64.b64encode((run_dir / p).read_bytes()).decode()
+        h.append(f"<figure><img src='data:image/png;base64,{b64}'><figcaption>{html.escape(cap)}</figcaption></figure>")
+    h.append(f"<h2>Configuration</h2><pre>{html.escape(json.dumps(c.to_dict(), indent=2))}</pre></body></html>")
+    out = run_dir / "report.html"
+    out.write_text("\n".join(h))
+    return out

@@ -1,0 +1,115 @@
+"""Figures from result rows (PNG). Each function takes tidy rows and returns a matplotlib Figure.
+
+Rows are dicts such as ``{"method": "lsalsa", "T": 5, "time_s": 0.01, "rmse": 0.02, ...}``.
+Method colours are fixed so that one method looks the same in every figure.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+METHOD_COLORS = {"fista": "tab:blue", "ista": "tab:cyan", "salsa": "tab:orange", "lista": "tab:green", "lsalsa": "black"}
+METHOD_LABELS = {"fista": "FISTA", "ista": "ISTA", "salsa": "SALSA", "lista": "LISTA", "lsalsa": "LSALSA"}
+AXIS_LABELS = {"T": "iterations / layers T", "time_s": "inference wall-clock time [s]", "rmse": "code RMSE",
+               "class_error": "classification error [%]", "sparsity": "sparsity (fraction of zeros)"}
+
+
+def _by_method(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r["method"], []).append(r)
+    return out
+
+
+def plot_curves(rows: Sequence[dict[str, Any]], x: str = "T", y: str = "rmse", *, title: str = "",
+                logx: bool | None = None, logy: bool = True):
+    """One line per method of ``y`` against ``x`` ("T" or "time_s"), as in Fig. 3/4/14/16/18."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for method, rs in _by_method(rows).items():
+        rs = sorted((r for r in rs if r.get(x) is not None and r.get(y) is not None), key=lambda r: r[x])
+        if not rs:
+            continue
+        ax.plot([r[x] for r in rs], [r[y] for r in rs], "o-", ms=4, label=METHOD_LABELS.get(method, method),
+                color=METHOD_COLORS.get(method))
+    if logx if logx is not None else x == "time_s":
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(AXIS_LABELS.get(x, x))
+    ax.set_ylabel(AXIS_LABELS.get(y, y))
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_sparsity_vs_error(clouds: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]], *, title: str = ""):
+    """Point clouds of per-sample (sparsity, code RMSE), one panel per T, one colour per method
+    (Fig. 6/20). ``clouds[(method, T)] = (sparsity: (P,), rmse: (P,))``."""
+    Ts = sorted({T for _, T in clouds})
+    fig, axes = plt.subplots(1, len(Ts), figsize=(3.2 * len(Ts), 3.2), squeeze=False, sharey=True)
+    for ax, T in zip(axes[0], Ts):
+        for (method, t), (s, e) in clouds.items():
+            if t == T:
+                ax.scatter(s, e, s=4, alpha=0.4, color=METHOD_COLORS.get(method), label=METHOD_LABELS.get(method, method))
+        ax.set_title(f"T = {T}")
+        ax.set_xlabel(AXIS_LABELS["sparsity"])
+        ax.set_yscale("log")
+    axes[0][0].set_ylabel("per-sample code RMSE")
+    axes[0][-1].legend(markerscale=3, fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_images(grid: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str], col_labels: Sequence[str] = (),
+                *, title: str = ""):
+    """A grid of grayscale images; ``grid[i][j]`` is an (h, w) array (Fig. 7/21-25)."""
+    n_rows, n_cols = len(grid), max(len(r) for r in grid)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.3 * n_cols + 1, 1.3 * n_rows), squeeze=False)
+    for i, row in enumerate(grid):
+        for j in range(n_cols):
+            ax = axes[i][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j < len(row):
+                ax.imshow(np.clip(row[j], 0, 1), cmap="gray", vmin=0, vmax=1)
+            else:
+                ax.axis("off")
+            if j == 0:
+                ax.set_ylabel(row_labels[i], rotation=0, ha="right", va="center", fontsize=8)
+            if i == 0 and j < len(col_labels):
+                ax.set_title(col_labels[j], fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_atoms(A: np.ndarray, patch_shape: tuple[int, int], *, n_max: int = 100, title: str = ""):
+    """Dictionary atoms (columns of ``A: (M, N)``) as image tiles, each scaled to its own range
+    (Fig. 8-11)."""
+    A = np.asarray(A)[:, :n_max]
+    n = A.shape[1]
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.6 + 0.5, rows * 0.6 + 0.6), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < n:
+            ax.imshow(A[:, k].reshape(patch_shape), cmap="gray")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig, path) -> None:
+    """Write a figure as PNG and close it."""
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

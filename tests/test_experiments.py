@@ -1,0 +1,233 @@
+"""The experiment runner and the CLI on tiny real-data configs (issue: evaluation and CLI)."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import lsalsa
+from lsalsa.cli import main
+from lsalsa.evaluation import time_encode
+from lsalsa.experiments import load_config, run_experiment, shipped_configs
+
+TINY_SC = """
+name = "tiny_sc"
+seed = 0
+[data]
+kind = "patches"
+source = "mnist"
+patch_size = 8
+pad_to = 32
+min_std = 0.1
+n_train = 600
+n_test = 320
+n_dict = 600
+[dictionary]
+n_atoms = [48]
+alphas = [0.15]
+epochs = 1
+[codes]
+solver = "salsa"
+mu = 1.0
+tol = 1e-5
+[methods]
+names = ["fista", "salsa", "lista", "lsalsa"]
+T = [1, 2]
+mu = 1.0
+repeats = 2
+[train]
+epochs = 2
+[search]
+mu = [1.0, 3.0]
+epochs = 1
+"""
+
+TINY_MCA = """
+name = "tiny_mca"
+[data]
+kind = "mixture"
+patch_size = 32
+n_train = 120
+n_test = 12
+n_dict = 120
+[dictionary]
+n_atoms = [24, 24]
+alphas = [0.125, 0.2]
+epochs = 1
+[codes]
+solver = "salsa"
+mu = 1.0
+tol = 1e-4
+[methods]
+names = ["salsa", "lsalsa"]
+T = [1]
+mu = 1.0
+repeats = 1
+[train]
+epochs = 1
+"""
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def sc_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sc")
+    cfg = root / "tiny_sc.toml"
+    cfg.write_text(TINY_SC)
+    assert main(["run", str(cfg), "--out", str(root / "run")]) == 0
+    return root / "run"
+
+
+def _report_table(md: str, title: str) -> dict[tuple[str, int], float]:
+    lines = md.split(f"## {title}")[1].split("\n## ")[0].splitlines()
+    table = [l for l in lines if l.startswith("|") and not l.startswith("|---")]
+    header = [h.strip() for h in table[0].strip("|").split("|")]
+    out = {}
+    for line in table[1:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        for name, cell in zip(header[1:], cells[1:]):
+            out[(name, int(cells[0]))] = float(cell)
+    return out
+
+
+def test_run_writes_every_output(sc_run):
+    for name in ("config.json", "data.npz", "dictionary.npz", "results.csv", "report.md", "report.html"):
+        assert (sc_run / name).is_file(), name
+    figures = sorted((sc_run / "figures").glob("*.png"))
+    assert {f.name for f in figures} >= {"error_vs_T.png", "error_vs_time.png", "class_error_vs_time.png",
+                                         "sparsity_vs_error.png", "atoms_1.png"}
+    for f in figures:
+        assert f.read_bytes()[:8] == PNG_MAGIC and f.stat().st_size > 5000
+    html = (sc_run / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(figures)  # self-contained
+    rows = list(csv.DictReader(open(sc_run / "results.csv")))
+    assert {(r["method"], int(r["T"])) for r in rows} == {(m, T) for m in ("fista", "salsa", "lista", "lsalsa") for T in (1, 2)}
+    # the search picked a mu from the grid for the SALSA family
+    assert all(float(r["mu"]) in (1.0, 3.0) for r in rows if r["method"] in ("salsa", "lsalsa"))
+
+
+def test_report_tables_match_result_rows(sc_run):
+    md = (sc_run / "report.md").read_text()
+    rows = list(csv.DictReader(open(sc_run / "results.csv")))
+    labels = {"fista": "FISTA", "salsa": "SALSA", "lista": "LISTA", "lsalsa": "LSALSA"}
+    rmse = _report_table(md, "Code error")
+    errors = _report_table(md, "Classification error")
+    for r in rows:
+        key = (labels[r["method"]], int(r["T"]))
+        assert rmse[key] == pytest.approx(float(r["rmse"]), rel=1e-3)
+        assert errors[key] == pytest.approx(float(r["class_error"]), abs=0.006)
+    assert "## Acceleration" in md and "LSALSA at T = 1" in md
+
+
+def test_trained_lsalsa_beats_truncated_salsa(sc_run):
+    rows = {(r["method"], int(r["T"])): float(r["rmse"]) for r in csv.DictReader(open(sc_run / "results.csv"))}
+    assert rows[("lsalsa", 1)] < rows[("salsa", 1)]
+    assert rows[("lista", 1)] < rows[("fista", 1)]
+
+
+def test_resume_recomputes_only_what_is_missing(sc_run, monkeypatch):
+    (sc_run / "results" / "lsalsa_T2.json").unlink()
+    before = (sc_run / "results" / "fista_T1.json").read_text()
+    calls = []
+    import lsalsa.experiments.runner as runner
+    real = runner._search
+    monkeypatch.setattr(runner, "_search", lambda c, m, *a: calls.append(m) or real(c, m, *a))
+    assert main(["report", str(sc_run)]) == 0  # the report step runs every earlier step first
+    assert calls == ["lsalsa"]
+    assert (sc_run / "results" / "lsalsa_T2.json").exists()
+    assert (sc_run / "results" / "fista_T1.json").read_text() == before
+
+
+def test_interrupted_run_resumes(tmp_path, monkeypatch, capsys):
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY_SC.replace('names = ["fista", "salsa", "lista", "lsalsa"]', 'names = ["fista", "lsalsa"]'))
+    import lsalsa.experiments.runner as runner
+    real = runner.evaluate_codes
+    n = {"calls": 0}
+
+    def flaky(*a, **k):
+        n["calls"] += 1
+        if n["calls"] == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(runner, "evaluate_codes", flaky)
+    assert main(["run", str(cfg), "--out", str(tmp_path / "run")]) == 130
+    assert "run the same command again to resume" in capsys.readouterr().err
+    assert len(list((tmp_path / "run" / "results").glob("*.json"))) == 2
+    monkeypatch.setattr(runner, "evaluate_codes", real)
+    assert main(["run", str(cfg), "--out", str(tmp_path / "run")]) == 0
+    assert len(list((tmp_path / "run" / "results").glob("*_T*.json"))) == 4
+
+
+def test_mixture_run_reports_psnr_and_separation_figure(tmp_path):
+    cfg = tmp_path / "tiny_mca.toml"
+    cfg.write_text(TINY_MCA)
+    rows = run_experiment(load_config(cfg), tmp_path / "run")
+    assert {r["method"] for r in rows} == {"salsa", "lsalsa"}
+    assert all(np.isfinite(r["psnr_1"]) and np.isfinite(r["psnr_2"]) for r in rows)
+    assert (tmp_path / "run" / "figures" / "separation_T1.png").read_bytes()[:8] == PNG_MAGIC
+    assert "PSNR" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_timing_excludes_metrics(sc_run, tmp_path, monkeypatch):
+    # a metric that takes 0.3 s must not show in the measured inference time
+    import time as _time
+
+    import lsalsa.experiments.runner as runner
+    real = runner.evaluate_codes
+    monkeypatch.setattr(runner, "evaluate_codes", lambda *a, **k: (_time.sleep(0.3), real(*a, **k))[1])
+    cfg = tmp_path / "t.toml"
+    cfg.write_text(TINY_SC.replace('names = ["fista", "salsa", "lista", "lsalsa"]', 'names = ["fista"]')
+                   .replace("T = [1, 2]", "T = [1]"))
+    rows = run_experiment(load_config(cfg), tmp_path / "run", until="methods")
+    assert rows[0]["time_s"] < 0.1
+    X, t = time_encode(lambda Y: (_time.sleep(0.05), Y)[1], torch.zeros(3, 2), repeats=3)
+    assert 0.04 < t < 0.2
+
+
+@pytest.mark.parametrize(
+    "toml, sets, message",
+    [
+        ("[data]\nbogus = 1\n", [], "unknown key(s) ['data.bogus']"),
+        ("[data]\nn_train = 'many'\n", [], "data.n_train must be an integer"),
+        ("[dictionary]\nalphas = [-0.1]\n", [], "dictionary.alphas must be > 0"),
+        ("[methods]\nnames = ['lars']\n", [], "methods.names must be a list from"),
+        ("[data\n", [], "invalid TOML"),
+        ("", ["train.epochs"], "--set: expected key=value"),
+        ("", ["train.optimizer=rmsprop"], "train.optimizer must be 'sgd' or 'adam'"),
+        ("", ["methods.T=[0]"], "methods.T must be a list of integers >= 1"),
+    ],
+)
+def test_bad_configs_give_one_line_and_exit_2(tmp_path, capsys, toml, sets, message):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(toml)
+    argv = ["run", str(cfg), "--out", str(tmp_path / "run")] + [a for s in sets for a in ("--set", s)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lsalsa: error: config") or err.startswith("lsalsa: error: --set")
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_missing_paths_give_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.toml")]) == 2
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all(line.startswith("lsalsa: error:") for line in err)
+
+
+def test_run_dir_of_another_config_is_refused(sc_run, capsys):
+    assert main(["run", "demo", "--out", str(sc_run)]) == 2
+    assert "different configuration" in capsys.readouterr().err
+
+
+def test_shipped_configs_load():
+    names = shipped_configs()
+    assert {"demo", "demo_mca", "mnist_sc", "fashion_sc", "natural_sc", "mnist_natural_mca"} <= set(names)
+    for name in names:
+        c = load_config(name)
+        assert c.name == name
+    mca = load_config("mnist_natural_mca", ["data.scale=0.1"])
+    assert mca.dictionary.n_atoms == [1024, 1024] and mca.codes.mu == 10.0 and mca.scaled(mca.data.n_train) == 2000
