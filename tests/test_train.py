@@ -273,3 +273,19 @@ def test_bad_training_data(small_task):
         train_encoder(enc, Y, bad)
     with pytest.raises(LsalsaError, match="does not match the encoder's output"):
         train_encoder(torch.nn.Linear(64, 40, dtype=torch.float64), Y, X)
+
+
+def test_initial_parameters_are_kept_when_training_only_hurts(digit_atoms, digits):
+    # SALSA with 30 iterations is already close to the optimum; one epoch of a far too large
+    # Adam step makes it worse, so the best-on-validation encoder is the initial one (epoch 0).
+    problem = lsalsa.LassoProblem(digit_atoms, alphas=0.15)
+    Y = torch.from_numpy(digits[:300].copy())
+    X_star = lsalsa.salsa(problem, Y, mu=1.0, tol=1e-10, max_iter=20_000).X
+    enc = lsalsa.LSALSA.from_problem(problem, 30, mu=1.0)
+    with torch.no_grad():
+        before = enc(Y[200:]).clone()
+    config = lsalsa.TrainConfig(epochs=1, batch_size=50, lr=0.05, optimizer="adam", seed=0)
+    history = lsalsa.train_encoder(enc, Y[:200], X_star[:200], config, val=(Y[200:], X_star[200:]))
+    assert history.best_epoch == 0 and history.val_loss[0] > 0
+    with torch.no_grad():
+        torch.testing.assert_close(enc(Y[200:]), before, rtol=0, atol=0)

@@ -81,7 +81,8 @@ class TrainHistory:
     """Per-epoch record of a run (epochs count from 1), returned by :func:`train_encoder`.
 
     ``val_loss`` holds None where no validation set was given; ``best_epoch`` is the epoch whose
-    parameters the encoder holds at the end when there was one; ``stop_reason`` is "epochs",
+    parameters the encoder holds at the end when there was one (0: the initial parameters were
+    never beaten on the validation set); ``stop_reason`` is "epochs",
     "converged" (``rel_tol``) or "callback".
     """
 
@@ -180,6 +181,12 @@ def train_encoder(
     if resume and checkpoint is not None and os.path.exists(checkpoint):
         history, best = _restore(checkpoint, encoder, optimizer, config)
     start = len(history.epoch)
+    if start == 0 and val_data is not None:
+        # The initial parameters (e.g. exact SALSA) are a candidate too: training that only
+        # makes the validation loss worse then leaves the encoder as it started (best_epoch 0).
+        initial = _evaluate(encoder, _batches(val_data, config, None), device)
+        best = {"epoch": 0, "val_loss": initial, "state_dict": _copy_state(encoder)}
+        history.best_epoch = 0
     # A resumed run that converged or was stopped by a callback is complete; one that ran out of
     # epochs continues when config.epochs is larger now.
     finished = history.stop_reason in ("converged", "callback")
