@@ -40,6 +40,7 @@ repeats = 2
 epochs = 2
 [search]
 mu = [1.0, 3.0]
+lr_decays = [0.5, 0.9]
 epochs = 1
 """
 
@@ -106,6 +107,7 @@ def test_run_writes_every_output(sc_run):
     assert {(r["method"], int(r["T"])) for r in rows} == {(m, T) for m in ("fista", "salsa", "lista", "lsalsa") for T in (1, 2)}
     # the search picked a mu from the grid for the SALSA family
     assert all(float(r["mu"]) in (1.0, 3.0) for r in rows if r["method"] in ("salsa", "lsalsa"))
+    assert all(float(r["lr_decay"]) in (0.5, 0.9) for r in rows if r["method"] in ("lista", "lsalsa"))
 
 
 def test_report_tables_match_result_rows(sc_run):

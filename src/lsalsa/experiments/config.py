@@ -86,6 +86,7 @@ class SearchConfig:
     alpha_factors: list[float] = field(default_factory=lambda: [1.0])  # inference alpha = factor * alpha*
     mu: list[float] = field(default_factory=lambda: [10.0])            # SALSA / LSALSA
     lr_factors: list[float] = field(default_factory=lambda: [1.0])     # times train.lr_<method>
+    lr_decays: list[float] = field(default_factory=lambda: [0.0])      # 0: train.lr_decay
     epochs: int = 3                                                    # training epochs per trial
     val_fraction: float = 0.2                                          # of the training signals
 
@@ -231,6 +232,7 @@ def _check(c: ExperimentConfig) -> None:
     need(all(a > 0 for a in s.alpha_factors), "search.alpha_factors", "> 0", s.alpha_factors)
     need(all(m > 0 for m in s.mu), "search.mu", "> 0", s.mu)
     need(all(f > 0 for f in s.lr_factors), "search.lr_factors", "> 0", s.lr_factors)
+    need(all(0 <= f <= 1 for f in s.lr_decays), "search.lr_decays", "in [0, 1] (0: train.lr_decay)", s.lr_decays)
     need(s.epochs >= 1, "search.epochs", ">= 1", s.epochs)
     need(0 < s.val_fraction < 1, "search.val_fraction", "in (0, 1)", s.val_fraction)
 

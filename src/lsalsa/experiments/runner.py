@@ -161,18 +161,22 @@ def _encoder_fn(method: str, problem: LassoProblem, T: int, params: dict, model=
 def _grid(c: ExperimentConfig, method: str) -> list[dict]:
     s = c.search
     mus = s.mu if method in ("salsa", "lsalsa") else [None]
-    lrs = s.lr_factors if method in ("lista", "lsalsa") else [None]
-    return [{"alpha_factor": a, "mu": m, "lr_factor": f} for a, m, f in itertools.product(s.alpha_factors, mus, lrs)]
+    learned = method in ("lista", "lsalsa")
+    lrs = s.lr_factors if learned else [None]
+    decays = [d or c.train.lr_decay for d in s.lr_decays] if learned else [None]
+    return [{"alpha_factor": a, "mu": m, "lr_factor": f, "lr_decay": d}
+            for a, m, f, d in itertools.product(s.alpha_factors, mus, lrs, dict.fromkeys(decays))]
 
 
-def _train(c, method, problem, T, params, Y, X, val, epochs, checkpoint=None):
+def _train(c, method, problem, T, params, Y, X, val, epochs, checkpoint=None, progress=False):
     alphas = (problem.alphas * params["alpha_factor"]).tolist()
     p = problem.with_alphas(alphas)
     enc = ENCODERS[method].from_problem(p, T, **({"mu": params["mu"]} if method == "lsalsa" else {}))
     base_lr = c.train.lr_lista if method == "lista" else c.train.lr_lsalsa
     cfg = TrainConfig(epochs=epochs, batch_size=c.train.batch_size, lr=base_lr * params["lr_factor"],
-                      lr_decay=c.train.lr_decay, optimizer=c.train.optimizer, rel_tol=c.train.rel_tol, seed=c.seed)
-    history = train_encoder(enc, Y, X, cfg, val=val, checkpoint=checkpoint, resume=checkpoint is not None)
+                      lr_decay=params["lr_decay"], optimizer=c.train.optimizer, rel_tol=c.train.rel_tol, seed=c.seed)
+    history = train_encoder(enc, Y, X, cfg, val=val, checkpoint=checkpoint, resume=checkpoint is not None,
+                            progress=progress)
     return enc, history
 
 
@@ -231,7 +235,7 @@ def step_methods(c, run_dir, problem, arrays, X_train, X_test, log, progress) ->
                 model = load_encoder(model_path)
             else:
                 model, history = _train(c, method, problem, T, params, Y_tr, X_tr, (Y_val, X_val), c.train.epochs,
-                                        checkpoint=model_dir / f"{method}_T{T}.ckpt")
+                                        checkpoint=model_dir / f"{method}_T{T}.ckpt", progress=progress)
                 save_encoder(model, model_path)
             model.eval()
         encode = _encoder_fn(method, p, T, params, model)
