@@ -5,6 +5,8 @@ import torch
 from scipy.fft import idctn
 from sklearn.datasets import load_digits
 
+from lsalsa import LassoProblem
+
 
 @pytest.fixture(scope="session")
 def digits() -> np.ndarray:
@@ -39,3 +41,15 @@ def dct_atoms() -> np.ndarray:
 def Y64(digits) -> torch.Tensor:
     """(20, 64) float64 digits signals, disjoint from the ones used as atoms."""
     return torch.from_numpy(digits[:20].copy())
+
+
+@pytest.fixture(scope="session")
+def single(digit_atoms) -> LassoProblem:
+    """One dictionary of digit atoms, alpha = 0.15."""
+    return LassoProblem(digit_atoms, alphas=0.15)
+
+
+@pytest.fixture(scope="session")
+def mca(digit_atoms, dct_atoms) -> LassoProblem:
+    """Two dictionaries (digit atoms, DCT atoms) with different alphas."""
+    return LassoProblem.from_dictionaries([digit_atoms, dct_atoms], alphas=[0.1, 0.25])

@@ -13,16 +13,6 @@ MU = 2.0
 
 
 @pytest.fixture(scope="module")
-def single(digit_atoms):
-    return LassoProblem(digit_atoms, alphas=0.15)
-
-
-@pytest.fixture(scope="module")
-def mca(digit_atoms, dct_atoms):
-    return LassoProblem.from_dictionaries([digit_atoms, dct_atoms], alphas=[0.1, 0.25])
-
-
-@pytest.fixture(scope="module")
 def small():
     """M=6, N=8, two dictionaries: small enough for gradcheck."""
     g = torch.Generator().manual_seed(0)

@@ -9,16 +9,6 @@ from lsalsa.solvers.reference import sklearn_lasso
 SOLVERS = ["ista", "fista", "salsa"]
 
 
-@pytest.fixture(scope="module")
-def single(digit_atoms):
-    return LassoProblem(digit_atoms, alphas=0.15)
-
-
-@pytest.fixture(scope="module")
-def mca(digit_atoms, dct_atoms):
-    return LassoProblem.from_dictionaries([digit_atoms, dct_atoms], alphas=[0.1, 0.25])
-
-
 def run(method, problem, Y, **kw):
     kw.setdefault("tol", 1e-11)
     kw.setdefault("max_iter", 60_000)
