@@ -168,9 +168,13 @@ def _grid(c: ExperimentConfig, method: str) -> list[dict]:
             for a, m, f, d in itertools.product(s.alpha_factors, mus, lrs, dict.fromkeys(decays))]
 
 
+def _with_params(problem: LassoProblem, params: dict) -> LassoProblem:
+    """The problem at the searched alphas (``alpha_factor`` times alpha*)."""
+    return problem.with_alphas((problem.alphas * params["alpha_factor"]).tolist())
+
+
 def _train(c, method, problem, T, params, Y, X, val, epochs, checkpoint=None, progress=False):
-    alphas = (problem.alphas * params["alpha_factor"]).tolist()
-    p = problem.with_alphas(alphas)
+    p = _with_params(problem, params)
     enc = ENCODERS[method].from_problem(p, T, **({"mu": params["mu"]} if method == "lsalsa" else {}))
     base_lr = c.train.lr_lista if method == "lista" else c.train.lr_lsalsa
     cfg = TrainConfig(epochs=epochs, batch_size=c.train.batch_size, lr=base_lr * params["lr_factor"],
@@ -193,8 +197,7 @@ def _search(c, method, problem, T, Y_tr, X_tr, Y_val, X_val):
                 with torch.inference_mode():
                     err = code_rmse(enc(Y_val), X_val)
             else:
-                p = problem.with_alphas((problem.alphas * params["alpha_factor"]).tolist())
-                err = code_rmse(_encoder_fn(method, p, T, params)(Y_val), X_val)
+                err = code_rmse(_encoder_fn(method, _with_params(problem, params), T, params)(Y_val), X_val)
         except LsalsaError:  # a diverging trial is a bad setting, not a failed experiment
             err = float("inf")
         if err < best_err:
@@ -227,7 +230,7 @@ def step_methods(c, run_dir, problem, arrays, X_train, X_test, log, progress) ->
             continue
         log(f"[methods] {method} T={T}")
         params, val_err = _search(c, method, problem, T, Y_tr, X_tr, Y_val, X_val)
-        p = problem.with_alphas((problem.alphas * params["alpha_factor"]).tolist())
+        p = _with_params(problem, params)
         model, history = None, None
         if method in ENCODERS:
             model_path = model_dir / f"{method}_T{T}.pt"
