@@ -74,6 +74,16 @@ def check_positive(value: Any, name: str) -> float:
     return v
 
 
+def check_nonneg_float(value: Any, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as exc:
+        raise LsalsaError(f"{name}: expected numbers >= 0, got {value!r}") from exc
+    if not v >= 0 or v == float("inf"):
+        raise LsalsaError(f"{name}: expected finite numbers >= 0, got {value!r}")
+    return v
+
+
 def check_nonneg_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise LsalsaError(f"{name}: expected an integer >= 0, got {value!r}")

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._validation import check_nonneg_int, check_positive_int
+from .._validation import check_nonneg_float, check_nonneg_int, check_positive_int
 from ..errors import LsalsaError
 from ..problem import LassoProblem
 
@@ -189,13 +189,3 @@ def _check_alphas(alphas: Any, n_dicts: int) -> tuple[float, ...]:
     if len(values) != n_dicts:
         raise LsalsaError(f"alphas: expected 1 or {n_dicts} values (one per dictionary), got {len(values)}")
     return tuple(values)
-
-
-def check_nonneg_float(value: Any, name: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError) as exc:
-        raise LsalsaError(f"{name}: expected numbers >= 0, got {value!r}") from exc
-    if not v >= 0 or v == float("inf"):
-        raise LsalsaError(f"{name}: expected finite numbers >= 0, got {value!r}")
-    return v
