@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import lsalsa
+from lsalsa.bundle import load_model
 from lsalsa.cli import main
 from lsalsa.evaluation import time_encode
 from lsalsa.experiments import load_config, run_experiment, shipped_configs
@@ -172,6 +173,14 @@ def test_mixture_run_reports_psnr_and_separation_figure(tmp_path):
     assert all(np.isfinite(r["psnr_1"]) and np.isfinite(r["psnr_2"]) for r in rows)
     assert (tmp_path / "run" / "figures" / "separation_T1.png").read_bytes()[:8] == PNG_MAGIC
     assert "PSNR" in (tmp_path / "run" / "report.md").read_text()
+    # the whole-picture step: every method separates digits laid over a held-out photo
+    sep = json.loads((tmp_path / "run" / "results" / "separation.json").read_text())
+    assert [(r["method"], r["T"]) for r in sep] == [("salsa", 1), ("lsalsa", 1)]
+    assert all(np.isfinite(r["psnr_digits"]) and np.isfinite(r["psnr_photo"]) for r in sep)
+    assert (tmp_path / "run" / "separation" / "lsalsa_T1" / "separation.png").read_bytes()[:8] == PNG_MAGIC
+    assert "Whole-picture separation" in (tmp_path / "run" / "report.md").read_text()
+    model = load_model(tmp_path / "run" / "models" / "lsalsa_T1.model")
+    assert model.patch_size == 32 and model.input_scale == 2.0 and model.names == ("digits", "photo")
 
 
 def test_timing_excludes_metrics(sc_run, tmp_path, monkeypatch):

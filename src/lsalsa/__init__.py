@@ -9,6 +9,8 @@ from .dictionary import dictionary_objective, learn_dictionaries, learn_dictiona
 from .encoders import ENCODERS, LISTA, LSALSA, load_encoder, save_encoder
 from .metrics import code_rmse
 from .train import TrainConfig, TrainHistory, TrainState, train_encoder
+from .bundle import SeparationModel, load_model, save_model
+from .separation import Separation, read_image, separate_image
 
 __version__ = "0.1.0"
 
@@ -18,4 +20,5 @@ __all__ = [
     "data", "learn_dictionary", "learn_dictionaries", "dictionary_objective", "optimal_codes",
     "ENCODERS", "LISTA", "LSALSA", "save_encoder", "load_encoder", "code_rmse",
     "TrainConfig", "TrainHistory", "TrainState", "train_encoder",
+    "SeparationModel", "save_model", "load_model", "Separation", "separate_image", "read_image",
 ]

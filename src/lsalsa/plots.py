@@ -92,6 +92,46 @@ def plot_images(grid: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str],
     return fig
 
 
+def plot_separation(mixture: np.ndarray, sources: Sequence[np.ndarray], names: Sequence[str], *,
+                    truth: Sequence[np.ndarray] | None = None, title: str = ""):
+    """Mixture | source 1 .. source D | residual side by side (Fig. 7 for whole pictures).
+
+    Sources are shown on [0, 1] (their training units), the mixture on [0, its maximum], the
+    residual ``mixture - sum(sources)`` on a symmetric diverging scale. ``truth`` adds a second
+    row with the true sources.
+    """
+    sources = list(sources)
+    residual = mixture - np.sum(sources, axis=0)
+    rows = [[("mixture", mixture)] + list(zip(names, sources)) + [("residual", residual)]]
+    if truth is not None:
+        rows.append([("mixture", mixture)] + [(f"true {n}", t) for n, t in zip(names, truth)])
+    n_cols = len(rows[0])
+    h, w = mixture.shape
+    size = 2.6 * min(1.0, max(w / h, 0.5))
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(size * n_cols, 2.8 * len(rows)), squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(n_cols):
+            ax = axes[i][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j >= len(row):
+                ax.axis("off")
+                continue
+            label, img = row[j]
+            if label == "residual":
+                r = float(np.abs(img).max()) or 1.0
+                im = ax.imshow(img, cmap="RdBu_r", vmin=-r, vmax=r)
+                fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+            elif label == "mixture":
+                ax.imshow(img, cmap="gray", vmin=0, vmax=max(float(img.max()), 1e-12))
+            else:
+                ax.imshow(np.clip(img, 0, 1), cmap="gray", vmin=0, vmax=1)
+            ax.set_title(label, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def plot_atoms(A: np.ndarray, patch_shape: tuple[int, int], *, n_max: int = 100, title: str = ""):
     """Dictionary atoms (columns of ``A: (M, N)``) as image tiles, each scaled to its own range
     (Fig. 8-11)."""

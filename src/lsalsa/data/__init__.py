@@ -9,7 +9,7 @@ with ``scripts/fetch_data.sh`` or :func:`fetch`.
 from .cifar import read_batch as read_cifar_batch
 from .fetching import fetch
 from .idx import read_idx
-from .mixtures import Mixture, mix, mnist_natural
+from .mixtures import Mixture, digits_over_photo, mix, mnist_natural
 from .natural import POOL as NATURAL_POOL
 from .natural import TEST_IMAGES as NATURAL_TEST_IMAGES
 from .patches import assemble_patches, extract_patches
@@ -19,5 +19,5 @@ from .sources import SOURCES, list_sources, load_images
 __all__ = [
     "load_images", "list_sources", "SOURCES", "default_data_dir", "ENV_VAR", "fetch",
     "read_idx", "read_cifar_batch", "NATURAL_POOL", "NATURAL_TEST_IMAGES",
-    "extract_patches", "assemble_patches", "Mixture", "mix", "mnist_natural",
+    "extract_patches", "assemble_patches", "Mixture", "mix", "mnist_natural", "digits_over_photo",
 ]

@@ -118,3 +118,48 @@ def mnist_natural(
     y1, _ = extract_patches(digits, patch_size, pad_to=patch_size)
     y2, src = extract_patches(photos, patch_size, stride)
     return mix([y1, y2], [digit_labels, photo_labels[src]], n_mixtures, seed=seed, names=("mnist", "natural"))
+
+
+def digits_over_photo(
+    photo: str = "camera",
+    size: int = 128,
+    *,
+    cell: int = 32,
+    seed: int | np.random.Generator | None = 0,
+    data_dir: Any = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A whole picture to separate: real MNIST test digits laid over a real held-out photo.
+
+    The photo is a random ``size`` x ``size`` crop of one of the natural pool's test images
+    (:data:`lsalsa.data.natural.TEST_IMAGES`, never used in training), at its own resolution;
+    the digits are MNIST test images, one zero-padded ``cell`` x ``cell`` tile per cell of a
+    grid over the crop (the layout of the paper's 32x32 mixtures, repeated).
+
+    Returns
+    -------
+    mixture : (size, size) float32, digits + photo, in [0, 2] like the training mixtures.
+    components : (2, size, size) float32, the digit layer and the photo crop, each in [0, 1].
+    """
+    from .natural import TEST_IMAGES, load_natural
+    from .patches import _pad
+    from .sources import load_images
+
+    size, cell = check_positive_int(size, "size"), check_positive_int(cell, "cell")
+    if photo not in TEST_IMAGES:
+        raise LsalsaError(f"photo: expected a held-out test photo {list(TEST_IMAGES)}, got {photo!r}")
+    if cell > size:
+        raise LsalsaError(f"size: {size} is smaller than one digit cell of {cell}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    images, _, info = load_natural("test")
+    img = images[info["names"].index(photo)]
+    if min(img.shape) < size:
+        raise LsalsaError(f"size: {size} is larger than photo {photo!r} of shape {img.shape}")
+    r0, c0 = (int(rng.integers(0, n - size + 1)) for n in img.shape)
+    crop = img[r0:r0 + size, c0:c0 + size]
+    n = size // cell
+    digits, _ = load_images("mnist", "test", data_dir)
+    tiles = _pad(digits[rng.choice(len(digits), n * n, replace=False)], (cell, cell), 0).astype(np.float32)
+    layer = np.zeros((size, size), dtype=np.float32)
+    layer[: n * cell, : n * cell] = tiles.reshape(n, n, cell, cell).transpose(0, 2, 1, 3).reshape(n * cell, n * cell)
+    components = np.stack([layer, crop.astype(np.float32)])
+    return components.sum(axis=0), components

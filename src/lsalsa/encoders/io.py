@@ -61,7 +61,8 @@ def read_file(path: str | os.PathLike, expected_format: str | tuple[str, ...]) -
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or foreign files
-        raise LsalsaError(f"{path}: not a readable lsalsa file ({type(exc).__name__}: {exc})") from exc
+        first = (str(exc).strip().splitlines() or [""])[0]  # torch's messages run to many lines
+        raise LsalsaError(f"{path}: not a readable lsalsa file ({type(exc).__name__}: {first})") from exc
     if not isinstance(obj, dict) or obj.get("format") not in formats:
         found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
         raise LsalsaError(f"{path}: expected an lsalsa file of format {' or '.join(formats)}, found {found!r}")

@@ -92,6 +92,15 @@ class SearchConfig:
 
 
 @dataclass
+class SeparationConfig:
+    """Whole-picture separation at the end of a mixture experiment: MNIST test digits over a
+    crop of a held-out photo, separated by every method with :func:`lsalsa.separate_image`."""
+    photo: str = "camera"      # one of the natural pool's test photos (never seen in training)
+    size: int = 128            # side of the square picture, in pixels
+    stride: int = 0            # patch step; 0: patch_size // 4
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "experiment"
     description: str = ""
@@ -102,6 +111,7 @@ class ExperimentConfig:
     methods: MethodsConfig = field(default_factory=MethodsConfig)
     train: TrainConfigSection = field(default_factory=TrainConfigSection)
     search: SearchConfig = field(default_factory=SearchConfig)
+    separation: SeparationConfig = field(default_factory=SeparationConfig)
 
     def scaled(self, n: int) -> int:
         return max(1, int(round(n * self.data.scale)))
@@ -235,6 +245,12 @@ def _check(c: ExperimentConfig) -> None:
     need(all(0 <= f <= 1 for f in s.lr_decays), "search.lr_decays", "in [0, 1] (0: train.lr_decay)", s.lr_decays)
     need(s.epochs >= 1, "search.epochs", ">= 1", s.epochs)
     need(0 < s.val_fraction < 1, "search.val_fraction", "in (0, 1)", s.val_fraction)
+    from ..data.natural import TEST_IMAGES
+
+    sep = c.separation
+    need(sep.photo in TEST_IMAGES, "separation.photo", f"a held-out photo from {list(TEST_IMAGES)}", sep.photo)
+    need(sep.size >= d.patch_size, "separation.size", f">= data.patch_size ({d.patch_size})", sep.size)
+    need(0 <= sep.stride <= d.patch_size, "separation.stride", "0 (= patch_size // 4) or in 1..patch_size", sep.stride)
 
 
 def config_from_dict(raw: dict[str, Any]) -> ExperimentConfig:

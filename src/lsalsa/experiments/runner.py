@@ -9,13 +9,18 @@ interrupted run picks up where it stopped):
 4. ``methods``: per method and T, a hyper-parameter search on a validation split, training of the
    learned encoders (Eq. 15) and evaluation on the test set -> ``results/<method>_T<T>.json|.npz``,
    ``models/<method>_T<T>.pt``
-5. ``report``: figures, ``results.csv``, ``report.md`` and ``report.html``
+5. ``separate`` (mixture experiments only): a whole picture, MNIST test digits over a held-out
+   photo, separated by every method and T with :func:`lsalsa.separate_image`; model files
+   ``models/<method>_T<T>.model`` for ``lsalsa separate`` -> ``separation/``,
+   ``results/separation.json``
+6. ``report``: figures, ``results.csv``, ``report.md`` and ``report.html``
 """
 from __future__ import annotations
 
 import itertools
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,18 +29,20 @@ import numpy as np
 import torch
 
 from .. import data as lsdata
+from ..bundle import SeparationModel, save_model
 from ..codes import optimal_codes
 from ..dictionary import learn_dictionary
 from ..encoders import ENCODERS, load_encoder, save_encoder
 from ..errors import LsalsaError
-from ..evaluation import CodeClassifier, evaluate_codes, image_features, per_sample_stats, time_encode
+from ..evaluation import CodeClassifier, evaluate_codes, image_features, per_sample_stats, psnr, time_encode
 from ..metrics import code_rmse
 from ..problem import LassoProblem
+from ..separation import save_separation, separate_image, write_image
 from ..solvers import SOLVERS
 from ..train import TrainConfig, train_encoder
 from .config import ExperimentConfig
 
-STEPS = ("data", "dictionary", "codes", "methods", "report")
+STEPS = ("data", "dictionary", "codes", "methods", "separate", "report")
 Log = Callable[[str], None]
 
 
@@ -275,6 +282,55 @@ def _classifier(c, problem, arrays, X_star):
     return clf, features
 
 
+# ---- step 5: whole-picture separation ----------------------------------------------------------
+SOURCE_NAMES = ("digits", "photo")
+
+
+def separation_model(c: ExperimentConfig, problem: LassoProblem, row: dict, model=None) -> SeparationModel:
+    """The model file of one method at one T: searched alphas, encoder or solver, and the pixel
+    scale of the training mixtures (digit + photo in [0, 2], stored as a picture at half)."""
+    p = _with_params(problem, row)
+    return SeparationModel(p, row["method"], c.data.patch_size, input_scale=2.0, names=SOURCE_NAMES, encoder=model,
+                           n_iter=None if model is not None else row["T"],
+                           mu=row.get("mu") if row["method"] == "salsa" else None,
+                           info={"experiment": c.name, "T": row["T"]})
+
+
+def step_separate(c, run_dir, problem, rows, log, progress) -> list[dict]:
+    path = run_dir / "results" / "separation.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    sep_cfg = c.separation
+    mixture, truth = lsdata.digits_over_photo(sep_cfg.photo, sep_cfg.size, cell=c.data.patch_size, seed=c.seed,
+                                              data_dir=c.data.data_dir or None)
+    out = run_dir / "separation"
+    write_image(mixture / 2.0, out / "mixture.png")
+    for name, t in zip(SOURCE_NAMES, truth):
+        write_image(t, out / f"true_{name}.png")
+    stride = sep_cfg.stride or None
+    log(f"[separate] {sep_cfg.size}x{sep_cfg.size} picture: MNIST test digits over held-out photo {sep_cfg.photo!r}")
+    results = []
+    for row in rows:
+        method, T = row["method"], row["T"]
+        model = load_encoder(run_dir / "models" / f"{method}_T{T}.pt") if method in ENCODERS else None
+        bundle = separation_model(c, problem, row, model)
+        if model is not None:
+            save_model(bundle, run_dir / "models" / f"{method}_T{T}.model")
+        picture = mixture / 2.0
+        separate_image(picture, bundle, stride=stride)  # warm-up
+        t0 = time.perf_counter()
+        sep = separate_image(picture, bundle, stride=stride)
+        elapsed = time.perf_counter() - t0
+        res = {"method": method, "T": T, "time_s": elapsed,
+               **{f"psnr_{name}": psnr(est, t) for name, est, t in zip(SOURCE_NAMES, sep.sources, truth)},
+               "psnr_mixture": psnr(sep.reconstruction, mixture, data_range=2.0)}
+        save_separation(sep, out / f"{method}_T{T}", truth=truth,
+                        title=f"{method.upper()} T={T}: PSNR digits {res['psnr_digits']:.1f} dB, photo {res['psnr_photo']:.1f} dB")
+        results.append(res)
+    _atomic_write_json(path, results)
+    return results
+
+
 # ---- the whole run -----------------------------------------------------------------------------
 def run_experiment(c: ExperimentConfig, run_dir: str | os.PathLike, *, until: str = "report",
                    progress: bool = False, log: Log = lambda s: None) -> list[dict]:
@@ -305,7 +361,10 @@ def run_experiment(c: ExperimentConfig, run_dir: str | os.PathLike, *, until: st
     if stop < 3:
         return []
     rows = step_methods(c, run_dir, problem, arrays, X_train, X_test, log, progress)
-    if stop >= 4:
+    if stop < 4:
+        return rows
+    separation = step_separate(c, run_dir, problem, rows, log, progress) if c.data.kind == "mixture" else None
+    if stop >= 5:
         from .report import write_report
-        write_report(c, run_dir, problem, rows, arrays, X_test, log)
+        write_report(c, run_dir, problem, rows, arrays, X_test, log, separation=separation)
     return rows
