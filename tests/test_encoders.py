@@ -186,6 +186,158 @@ def test_torch_compile_inductor(kind, mca, Y64):
     torch.testing.assert_close(compiled(Y64), enc(Y64), rtol=1e-12, atol=1e-12)
 
 
+# ---- the inference fast path: encode ---------------------------------------------------------
+ENCODE_OPTIONS = [{}, {"tied": False}, {"learn_thresholds": "coordinate"}, {"learn_thresholds": "dictionary"}]
+
+
+def perturbed(enc, seed=0):
+    """The encoder with parameters moved off their solver values, as training would (untied
+    layers then differ from each other)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in enc.parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return enc
+
+
+@pytest.mark.parametrize("kind", ["lsalsa", "lista"])
+@pytest.mark.parametrize("options", ENCODE_OPTIONS)
+@pytest.mark.parametrize("T", [1, 2, 7])
+@pytest.mark.parametrize("which", ["single", "mca"])
+def test_encode_equals_forward_float64(kind, options, T, which, request, Y64):
+    """Same layers, reassociated in-place arithmetic: equal to rounding (float64)."""
+    enc = perturbed(build(kind, request.getfixturevalue(which), T, **options))
+    X = enc.encode(Y64)
+    ref = enc(Y64)
+    assert X.dtype == torch.float64 and X.shape == ref.shape and not X.requires_grad
+    torch.testing.assert_close(X, ref.detach(), rtol=0, atol=1e-12)
+    assert torch.equal(X == 0, ref == 0)  # the same support
+
+
+@pytest.mark.parametrize("T", [1, 3, 20])
+def test_encode_untrained_equals_solvers(T, mca, Y64):
+    torch.testing.assert_close(LSALSA.from_problem(mca, T, mu=MU).encode(Y64),
+                               lsalsa.salsa(mca, Y64, mu=MU, n_iter=T).X, rtol=0, atol=1e-12)
+    torch.testing.assert_close(LISTA.from_problem(mca, T).encode(Y64),
+                               lsalsa.ista(mca, Y64, n_iter=T).X, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["lsalsa", "lista"])
+@pytest.mark.parametrize("options", [{}, {"tied": False, "learn_thresholds": "coordinate"}])
+def test_encode_equals_forward_float32(kind, options, mca, Y64):
+    enc = perturbed(build(kind, mca.to(dtype=torch.float32), 10, **options))
+    Y = Y64.float()
+    X, ref = enc.encode(Y), enc(Y).detach()
+    assert X.dtype == torch.float32
+    # float32 rounding, reassociated, over 10 layers: ~1e-6 of the codes' scale
+    torch.testing.assert_close(X, ref, rtol=0, atol=2e-6 * float(ref.abs().max()))
+
+
+def test_encode_readout_x(mca, Y64):
+    enc = perturbed(LSALSA.from_problem(mca, 4, mu=MU, readout="x"))
+    torch.testing.assert_close(enc.encode(Y64), enc(Y64).detach(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["lsalsa", "lista"])
+def test_encode_leaves_inputs_and_parameters_alone(kind, mca, Y64):
+    enc = perturbed(build(kind, mca, 3))
+    Y = Y64.clone()
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    X1 = enc.encode(Y)
+    X2 = enc.encode(Y)
+    assert torch.equal(Y, Y64) and torch.equal(X1, X2) and X1.data_ptr() != X2.data_ptr()
+    assert all(torch.equal(v, before[k]) for k, v in enc.state_dict().items())
+    with torch.no_grad():  # a parameter update is seen by the next call: nothing is cached
+        enc.S.mul_(0.5)
+    torch.testing.assert_close(enc.encode(Y), enc(Y).detach(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["lsalsa", "lista"])
+def test_encode_edge_batches(kind, single, Y64):
+    enc = build(kind, single, 3)
+    assert enc.encode(Y64[:0]).shape == (0, single.n_atoms)
+    torch.testing.assert_close(enc.encode(Y64[:1]), enc(Y64[:1]).detach(), rtol=0, atol=1e-12)
+    Yt = Y64.T.contiguous().T  # column-major input
+    torch.testing.assert_close(enc.encode(Yt), enc(Y64).detach(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["lsalsa", "lista"])
+@pytest.mark.parametrize("T", [1, 5, 20])
+def test_encode_bfloat16_within_tolerance(kind, T, mca, Y64):
+    """bf16 products (8 significant bits; the iterates stay float32): the codes stay within 5%
+    (LISTA) or 15% (LSALSA, whose x = S (b + mu w) amplifies the rounding by cond(S) ~ 30 here)
+    relative RMSE of float32's."""
+    enc = build(kind, mca.to(dtype=torch.float32), T)
+    Y = Y64.float()
+    X = enc.encode(Y, dtype=torch.bfloat16)
+    ref = enc.encode(Y)
+    assert X.dtype == torch.float32 and enc.W_e.dtype == torch.float32
+    assert float(torch.linalg.norm(X - ref) / torch.linalg.norm(ref)) < (0.15 if kind == "lsalsa" else 0.05)
+
+
+def test_encode_dtype_cast_float32_of_float64_encoder(mca, Y64):
+    enc = build("lsalsa", mca, 5)
+    X = enc.encode(Y64, dtype=torch.float32)
+    assert X.dtype == torch.float64
+    torch.testing.assert_close(X, enc(Y64).detach(), rtol=0, atol=1e-5)
+
+
+def test_encode_validates(single, Y64):
+    enc = LSALSA.from_problem(single, 2)
+    with pytest.raises(LsalsaError, match=r"Y: expected shape \(B, 64\), got \(20, 63\)"):
+        enc.encode(Y64[:, :63])
+    with pytest.raises(LsalsaError, match="Y: dtype torch.float32 does not match"):
+        enc.encode(Y64.float())
+    for bad in (torch.int32, "bfloat16", np.float32):
+        with pytest.raises(LsalsaError, match="dtype: expected None or a floating torch.dtype"):
+            enc.encode(Y64, dtype=bad)
+    with pytest.raises(LsalsaError, match="compile: not supported with dtype"):
+        enc.encode(Y64, dtype=torch.float32, compile=True)
+    with pytest.raises(LsalsaError, match="compile: Unrecognized mode=fast"):
+        enc.encode(Y64, compile="fast")
+    with pytest.raises(LsalsaError, match="compile: expected True, False or a torch.compile mode"):
+        enc.encode(Y64, compile=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["lsalsa", "lista"])
+def test_encode_compiled(kind, mca, Y64):
+    """torch.compile (inductor) of the layers: tens of seconds on CPU, hence slow."""
+    enc = perturbed(build(kind, mca, 3, tied=False))
+    torch.testing.assert_close(enc.encode(Y64, compile=True), enc(Y64).detach(), rtol=0, atol=1e-12)
+    with torch.no_grad():  # parameters are inputs of the compiled code, not constants in it
+        enc.S.mul_(0.5)
+    torch.testing.assert_close(enc.encode(Y64, compile=True), enc(Y64).detach(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
+@pytest.mark.parametrize("kind", ["lsalsa", "lista"])
+def test_cuda_encode_compiled_cuda_graph(kind, mca, Y64):
+    """compile="reduce-overhead" replays a CUDA graph whose output memory the next replay
+    reuses: codes returned earlier must survive later calls."""
+    enc = perturbed(build(kind, mca, 4)).to(device="cuda", dtype=torch.float32)
+    Y = Y64.float().cuda()
+    first = [enc.encode(Y[:16] * s, compile="reduce-overhead") for s in (1.0, 2.0, 1.0, 2.0)]
+    for X, s in zip(first, (1.0, 2.0, 1.0, 2.0)):
+        torch.testing.assert_close(X, enc(Y[:16] * s).detach(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
+@pytest.mark.parametrize("kind", ["lsalsa", "lista"])
+@pytest.mark.parametrize("options", [{}, {"tied": False, "learn_thresholds": "coordinate"}])
+def test_cuda_encode_matches_forward(kind, options, mca, Y64):
+    enc = perturbed(build(kind, mca, 5, **options)).to("cuda")
+    X = enc.encode(Y64.cuda())
+    assert X.device.type == "cuda"
+    torch.testing.assert_close(X.cpu(), enc(Y64.cuda()).detach().cpu(), rtol=0, atol=1e-12)
+    enc32 = enc.to(torch.float32)
+    Xb = enc32.encode(Y64.cuda().float(), dtype=torch.bfloat16)
+    ref = enc32.encode(Y64.cuda().float())
+    assert float(torch.linalg.norm(Xb - ref) / torch.linalg.norm(ref)) < (0.15 if kind == "lsalsa" else 0.05)
+
+
 # ---- validation --------------------------------------------------------------------------------
 @pytest.mark.parametrize("n_layers", [0, -1, 1.5, True, "3"])
 @pytest.mark.parametrize("kind", ["lsalsa", "lista"])

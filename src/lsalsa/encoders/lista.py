@@ -11,6 +11,23 @@ from ..prox import soft_threshold
 from ..problem import LassoProblem
 from ..solvers.ista import ista_operators, ista_step
 from ._base import UnrolledEncoder, check_problem
+from ._inference import lista_layers_inplace
+
+
+def lista_layers(
+    Y: torch.Tensor, W_e: torch.Tensor, S: torch.Tensor, threshold: torch.Tensor | float, *, n_layers: int
+) -> torch.Tensor:
+    """LISTA's T layers as a function of its operators: the trainable forward (and what
+    ``encode(compile=True)`` compiles).
+
+    Y: (B, M); W_e: (N, M); S: (N, N) tied or (T - 1, N, N); threshold: float or (N,).
+    Returns the codes ``(B, N)``.
+    """
+    B = Y @ W_e.T
+    X = soft_threshold(B, threshold)  # layer 1, ista_step from x_0 = 0 without the product S 0
+    for t in range(1, n_layers):
+        X = ista_step(X, B, S if S.ndim == 2 else S[t - 1], threshold)
+    return X
 
 
 class LISTA(UnrolledEncoder):
@@ -34,6 +51,9 @@ class LISTA(UnrolledEncoder):
     dtype, device : of the parameters. Parameters start at zero: use :meth:`from_problem`.
 
     Shapes: ``forward(Y: (B, M)) -> (B, N)``; ``W_e: (N, M)``, ``S: (N, N)`` or ``(T-1, N, N)``.
+    ``encode(Y)`` computes the same codes for inference, without autograd and faster
+    (:meth:`~lsalsa.encoders._base.UnrolledEncoder.encode`: in-place buffers, optional bf16
+    products or ``torch.compile``).
     """
 
     def __init__(
@@ -76,12 +96,8 @@ class LISTA(UnrolledEncoder):
     def config(self) -> dict[str, Any]:
         return {**super().config(), "lipschitz": self.lipschitz}
 
-    def forward(self, Y: torch.Tensor) -> torch.Tensor:
-        """Codes ``(B, N)`` for signals ``Y: (B, M)`` (of the encoder's dtype and device)."""
-        self._check_input(Y)
-        threshold = self._threshold()
-        B = Y @ self.W_e.T
-        X = soft_threshold(B, threshold)  # layer 1, ista_step from x_0 = 0 without the product S 0
-        for t in range(1, self.n_layers):
-            X = ista_step(X, B, self._splitting(t - 1), threshold)
-        return X
+    _layers = staticmethod(lista_layers)
+    _layers_inplace = staticmethod(lista_layers_inplace)
+
+    def _layer_options(self) -> dict[str, Any]:
+        return {"n_layers": self.n_layers}

@@ -12,8 +12,34 @@ from ..prox import soft_threshold
 from ..problem import LassoProblem
 from ..solvers.salsa import DEFAULT_MU, salsa_operators, salsa_readout, salsa_step
 from ._base import UnrolledEncoder, check_problem
+from ._inference import lsalsa_layers_inplace
 
 READOUTS = ("u", "x")
+
+
+def lsalsa_layers(
+    Y: torch.Tensor,
+    W_e: torch.Tensor,
+    S: torch.Tensor,
+    threshold: torch.Tensor | float,
+    *,
+    n_layers: int,
+    mu: float,
+    readout: str,
+) -> torch.Tensor:
+    """LSALSA's T layers and read-out as a function of its operators: the trainable forward (and
+    what ``encode(compile=True)`` compiles).
+
+    Y: (B, M); W_e: (N, M); S: (N, N) tied or (T, N, N); threshold: float or (N,); readout "u" or
+    "x". Returns the codes ``(B, N)``.
+    """
+    B = Y @ W_e.T
+    X, D = B, torch.zeros_like(B)
+    for t in range(n_layers):
+        X, D = salsa_step(X, D, B, S if S.ndim == 2 else S[t], mu, threshold)
+    if readout == "x":
+        return soft_threshold(X, threshold)
+    return salsa_readout(X, D, threshold)
 
 
 class LSALSA(UnrolledEncoder):
@@ -50,6 +76,9 @@ class LSALSA(UnrolledEncoder):
     dtype, device : of the parameters. Parameters start at zero: use :meth:`from_problem`.
 
     Shapes: ``forward(Y: (B, M)) -> (B, N)``; ``W_e: (N, M)``, ``S: (N, N)`` or ``(T, N, N)``.
+    ``encode(Y)`` computes the same codes for inference, without autograd and faster
+    (:meth:`~lsalsa.encoders._base.UnrolledEncoder.encode`: in-place buffers, optional bf16
+    products or ``torch.compile``).
     """
 
     def __init__(
@@ -96,14 +125,8 @@ class LSALSA(UnrolledEncoder):
     def config(self) -> dict[str, Any]:
         return {**super().config(), "mu": self.mu, "readout": self.readout}
 
-    def forward(self, Y: torch.Tensor) -> torch.Tensor:
-        """Codes ``(B, N)`` for signals ``Y: (B, M)`` (of the encoder's dtype and device)."""
-        self._check_input(Y)
-        threshold = self._threshold()
-        B = Y @ self.W_e.T
-        X, D = B, torch.zeros_like(B)
-        for t in range(self.n_layers):
-            X, D = salsa_step(X, D, B, self._splitting(t), self.mu, threshold)
-        if self.readout == "x":
-            return soft_threshold(X, threshold)
-        return salsa_readout(X, D, threshold)
+    _layers = staticmethod(lsalsa_layers)
+    _layers_inplace = staticmethod(lsalsa_layers_inplace)
+
+    def _layer_options(self) -> dict[str, Any]:
+        return {"n_layers": self.n_layers, "mu": self.mu, "readout": self.readout}
