@@ -71,8 +71,7 @@ class SeparationModel:
     def encode(self, Y: torch.Tensor) -> torch.Tensor:
         """Codes ``X: (B, N)`` of signals ``Y: (B, M)`` in model units, by the model's method."""
         if self.encoder is not None:
-            with torch.inference_mode():
-                return self.encoder(Y)
+            return self.encoder.encode(Y)
         kw = {"mu": self.mu} if self.method == "salsa" and self.mu is not None else {}
         if self.n_iter is None:
             kw.update(tol=1e-6, max_iter=10_000)

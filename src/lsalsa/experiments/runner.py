@@ -159,7 +159,7 @@ def step_codes(c: ExperimentConfig, run_dir: Path, problem: LassoProblem, arrays
 def _encoder_fn(method: str, problem: LassoProblem, T: int, params: dict, model=None):
     """A function ``Y -> X`` for the method at T with the given hyper-parameters."""
     if model is not None:
-        return model
+        return model.encode  # the inference path: what a user times
     solver = SOLVERS[method]
     kw = {"mu": params["mu"]} if method == "salsa" else {}
     return lambda Y: solver(problem, Y, n_iter=T, **kw).X
