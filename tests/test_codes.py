@@ -110,3 +110,19 @@ def test_bad_input(problem, Y):
     bad[3, 3] = np.nan
     with pytest.raises(LsalsaError, match="finite"):
         lsalsa.optimal_codes(problem, bad)
+
+
+def test_auto_mu_is_chosen_once_recorded_and_keyed_as_asked(problem, Y, tmp_path, monkeypatch):
+    calls = []
+    real = codes_module.auto_mu
+    monkeypatch.setattr(codes_module, "auto_mu", lambda p, Ys: calls.append(Ys.shape) or real(p, Ys))
+    kw = {"solver": "salsa", "tol": 1e-10, "max_iter": 50_000, "batch_size": 40}
+    X = lsalsa.optimal_codes(problem, Y, cache_dir=tmp_path, dataset_name="d", **kw)
+    assert calls == [(32, 64)]  # one trial for all three batches, on rows spread over Y
+    assert float(problem.kkt_violation(torch.from_numpy(np.array(X)), torch.from_numpy(Y)).max()) < 1e-7
+    meta = json.loads(next(tmp_path.glob("d-*.json")).read_text())
+    assert meta["mu"] == "auto" and meta["relaxation"] == 1.8
+    assert meta["mu_used"] == pytest.approx(lsalsa.solvers.auto_mu(problem, torch.from_numpy(Y[np.linspace(0, 119, 32).round().astype(int)])))
+    # asking again the same way ("auto" or None) reuses the file
+    assert lsalsa.optimal_codes(problem, Y, cache_dir=tmp_path, dataset_name="d", mu=None, **kw) is not None
+    assert len(calls) == 1 and len(list(tmp_path.glob("d-*.npy"))) == 1

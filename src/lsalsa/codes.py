@@ -22,7 +22,7 @@ from ._validation import check_positive, check_positive_int
 from .errors import LsalsaError
 from .problem import LassoProblem
 from .solvers import fista, salsa
-from .solvers.salsa import DEFAULT_MU
+from .solvers.salsa import CONVERGENT_RELAXATION, auto_mu
 
 SOLVERS = ("fista", "salsa")
 _HASH_ROWS = 65536  # rows hashed per read, so hashing a memmap needs bounded memory
@@ -66,7 +66,7 @@ def optimal_codes(
     solver: str = "fista",
     tol: float = 1e-6,
     max_iter: int = 10_000,
-    mu: float | None = None,
+    mu: float | str | None = None,
     batch_size: int = 4096,
     cache_dir: str | os.PathLike | None = None,
     dataset_name: str = "data",
@@ -80,9 +80,10 @@ def optimal_codes(
     With ``cache_dir``, the codes go to ``<cache_dir>/<dataset_name>-<key>.npy``, written batch by
     batch into a memmap under a temporary name and renamed when complete, next to a ``.json``
     describing them (data set name, SHA-256 of the dictionary and of ``Y``, alphas, dict sizes,
-    solver, mu, tol, max_iter, largest KKT violation reached, n, dtype). The key hashes all of
-    those inputs, so asking again with the same ones returns the stored codes (read-only memmap)
-    without solving anything; any change computes, and stores, new codes.
+    solver, mu as asked, SALSA's relaxation, tol, max_iter; then the mu used, the largest KKT
+    violation reached, n, dtype). The key hashes the inputs (not what was computed from them),
+    so asking again with the same ones returns the stored codes (read-only memmap) without
+    solving anything; any change computes, and stores, new codes.
 
     Parameters
     ----------
@@ -91,7 +92,10 @@ def optimal_codes(
     solver : "fista" or "salsa" (SALSA often converges in far fewer iterations; the paper uses
         FISTA for single dictionaries and SALSA for MCA).
     tol, max_iter : the solver's stopping rule (relative change of x below ``tol``).
-    mu : SALSA's penalty (default: :func:`lsalsa.salsa`'s); ignored by FISTA.
+    mu : SALSA's penalty: a number, or "auto" (default, also for None): :func:`lsalsa.solvers.auto_mu`
+        on up to 32 rows spread over all of ``Y``, chosen once and used for every batch (recorded
+        as ``mu_used``). Ignored by FISTA. SALSA runs over-relaxed (:func:`lsalsa.salsa`'s
+        default when converging), checking its stopping rule every 10 iterations.
     batch_size : rows solved together.
     cache_dir : where to store and look up codes; None computes them in memory.
     dataset_name : names the cache files (and is recorded in the metadata).
@@ -108,16 +112,20 @@ def optimal_codes(
     n, dtype = _check_Y(problem, Y)
     tol, max_iter = check_positive(tol, "tol"), check_positive_int(max_iter, "max_iter")
     batch_size = check_positive_int(batch_size, "batch_size")
+    relaxation = None
     if solver == "salsa":
-        mu = check_positive(mu, "mu") if mu is not None else DEFAULT_MU  # recorded as used
+        mu = "auto" if mu is None or (isinstance(mu, str) and mu == "auto") else check_positive(mu, "mu")
+        relaxation = CONVERGENT_RELAXATION
     else:
         mu = None  # FISTA has no mu; keep it out of the cache key
     N = problem.n_atoms
-    kwargs = {"tol": tol, "max_iter": max_iter} | ({"mu": mu} if solver == "salsa" else {})
+    kwargs = {"tol": tol, "max_iter": max_iter}
+    if solver == "salsa":
+        kwargs |= {"mu": mu, "relaxation": relaxation}
 
     if cache_dir is None:
         X_star = np.empty((n, N), dtype=dtype)
-        _solve_into(X_star, problem, Y, solver, kwargs, batch_size, progress)
+        _solve_into(X_star, problem, Y, solver, _with_mu(kwargs, problem, Y, n), batch_size, progress)
         return X_star
 
     meta = {
@@ -127,7 +135,7 @@ def optimal_codes(
         "n": n, "n_features": problem.n_features, "n_atoms": N, "dtype": str(dtype),
         "alphas": problem.alphas.tolist(), "dict_sizes": list(problem.dict_sizes),
         "solver": solver, "mu": mu, "tol": tol, "max_iter": max_iter,
-    }
+    } | ({"relaxation": relaxation} if solver == "salsa" else {})
     key = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
     directory = Path(cache_dir).expanduser()
     directory.mkdir(parents=True, exist_ok=True)
@@ -142,6 +150,7 @@ def optimal_codes(
     t0 = time.perf_counter()
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(n, N))
+        kwargs = _with_mu(kwargs, problem, Y, n)
         stats = _solve_into(out, problem, Y, solver, kwargs, batch_size, progress)
         out.flush()
         del out
@@ -151,10 +160,25 @@ def optimal_codes(
     from . import __version__
 
     meta |= {"key": key, "lsalsa_version": __version__, "time_s": time.perf_counter() - t0, **stats}
+    if solver == "salsa":
+        meta["mu_used"] = kwargs["mu"]
     tmp_js = js.with_name(f"{js.name}.{os.getpid()}.tmp")
     tmp_js.write_text(json.dumps(meta, indent=2))
     os.replace(tmp_js, js)  # the metadata is written last: its presence marks a finished file
     return np.load(npy, mmap_mode="r")
+
+
+def _with_mu(kwargs: dict, problem: LassoProblem, Y: Any, n: int) -> dict:
+    """Resolve ``mu="auto"`` once for the whole data set, from rows spread over all of it, so
+    every batch runs with the same mu (and a memmap is only read at those rows)."""
+    if kwargs.get("mu") != "auto":
+        return kwargs
+    idx = np.unique(np.linspace(0, n - 1, min(n, 32)).round().astype(np.int64))
+    sample = Y[idx] if isinstance(Y, np.ndarray) else Y[torch.from_numpy(idx)]
+    if isinstance(sample, torch.Tensor):
+        sample = sample.detach().cpu().numpy()
+    sample = torch.from_numpy(np.array(sample, order="C")).to(problem.device)
+    return kwargs | {"mu": auto_mu(problem, sample)}
 
 
 def _load_cached(npy: Path, js: Path, key: str, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray | None:

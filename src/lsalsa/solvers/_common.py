@@ -43,6 +43,18 @@ def check_run_args(problem: Any, Y: Any, n_iter: Any, tol: Any, max_iter: Any) -
     return Y, check_positive_int(max_iter, "max_iter"), False, tol
 
 
+DEFAULT_CHECK_EVERY = 10
+
+
+def check_check_every(check_every: Any) -> int:
+    """``check_every`` of the iterative solvers: None (the default spacing) or an int >= 1."""
+    if check_every is None:
+        return DEFAULT_CHECK_EVERY
+    if not isinstance(check_every, int) or isinstance(check_every, bool) or check_every < 1:
+        raise LsalsaError(f"check_every: expected an int >= 1 or None, got {check_every!r}")
+    return check_every
+
+
 def relative_change(new: torch.Tensor, old: torch.Tensor) -> float:
     """``max_b ||new_b - old_b|| / max(||new_b||, tiny)``: the stopping rule of Alg. 1/2."""
     num = torch.linalg.vector_norm(new - old, dim=1)

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 
 from ..problem import LassoProblem
-from ._common import Callback, SolverResult, check_run_args, relative_change
-from .ista import ista_operators, ista_step
+from ._common import Callback, SolverResult, check_check_every, check_run_args, relative_change
+from .ista import ista_operators
 
 
 def fista(
@@ -19,29 +19,58 @@ def fista(
     tol: float = 1e-6,
     max_iter: int = 1000,
     callback: Callback | None = None,
+    check_every: int | None = None,
 ) -> SolverResult:
     """Solve the lasso (Eq. 4/6) for every row of ``Y: (B, M)`` by FISTA, starting at ``x = 0``.
 
     Each iteration is one ISTA step (:func:`ista_step`) taken from the extrapolated point
-    ``z = x_k + (t_k - 1) / t_{k+1} (x_k - x_{k-1})``. Same keywords and result as :func:`ista`.
+    ``z = x_k + (t_k - 1) / t_{k+1} (x_k - x_{k-1})``. Same keywords and result as :func:`ista`;
+    ``check_every`` tests the stopping rule only every this many iterations (see
+    :func:`lsalsa.salsa`).
     """
     Y, iters, truncated, tol = check_run_args(problem, Y, n_iter, tol, max_iter)
+    check_every = check_check_every(check_every)
     with torch.no_grad():
         W_e, S, theta = ista_operators(problem)
+        St = S.T
+        # The Gram form: A^T A / L (inside S) and A^T y / L (B) are formed once, so an
+        # iteration is one (B, N) x (N, N) GEMM whatever M is.
         B = Y @ W_e.T
+        if isinstance(theta, torch.Tensor):
+            lo, hi = -theta, theta
+        else:
+            lo, hi = -float(theta), float(theta)
+        # Three (B, N) buffers reused by every iteration: x_k, x_{k-1} (overwritten by x_{k+1})
+        # and z; ``tmp`` holds clamp(v) for the soft-threshold ``v - clamp(v)`` and differences.
         X = torch.zeros_like(B)
-        Z = X
+        X_new = torch.empty_like(B)
+        Z = torch.zeros_like(B)
+        tmp = torch.empty_like(B)
         t = 1.0
-        change, k = float("inf"), 0
+        change, k = math.inf, 0
         for k in range(1, iters + 1):
-            X_new = ista_step(Z, B, S, theta)
+            if k == 1:
+                X_new.copy_(B)  # z = 0: the product vanishes
+            else:
+                torch.addmm(B, Z, St, out=X_new)
+            X_new.sub_(torch.clamp(X_new, lo, hi, out=tmp))
             t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
-            Z = torch.lerp(X_new, X, -(t - 1.0) / t_new)  # X_new + beta (X_new - X)
-            if not truncated or k == iters:
-                change = relative_change(X_new, X)
-            X, t = X_new, t_new
-            if callback is not None and callback(k, X):
+            torch.lerp(X_new, X, -(t - 1.0) / t_new, out=Z)  # X_new + beta (X_new - X)
+            if k == iters or (not truncated and k % check_every == 0):
+                change = _change(X_new, X, tmp)
+            X, X_new, t = X_new, X, t_new
+            # a copy: X is a buffer the next iterations overwrite, and callbacks may keep it
+            if callback is not None and callback(k, X.clone()):
                 break
             if not truncated and change < tol:
                 break
     return SolverResult(X, k, change < tol, change)
+
+
+def _change(X_new: torch.Tensor, X: torch.Tensor, tmp: torch.Tensor) -> float:
+    """:func:`relative_change` with the difference written into ``tmp``."""
+    if not X.shape[0]:
+        return relative_change(X_new, X)
+    num = torch.linalg.vector_norm(torch.sub(X_new, X, out=tmp), dim=1)
+    den = torch.linalg.vector_norm(X_new, dim=1).clamp_min(torch.finfo(X.dtype).tiny)
+    return float((num / den).max())
