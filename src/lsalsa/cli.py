@@ -52,8 +52,9 @@ def _cmd_demo(args) -> int:
         _log(f"  {r['method']:>6s} T={r['T']:<3d} digits {r['psnr_digits']:6.2f}  photo {r['psnr_photo']:6.2f}  "
              f"({r['time_s']:.3f} s)")
     T = max(r["T"] for r in sep)
+    stride = json.loads((mca / "config.json").read_text())["separation"]["stride"]
     _log(f"separate your own picture: lsalsa separate {mca / 'separation' / 'mixture.png'} "
-         f"--model {mca / 'models' / f'lsalsa_T{T}.model'} --out separated/")
+         f"--model {mca / 'models' / f'lsalsa_T{T}.model'}{f' --stride {stride}' if stride else ''} --out separated/")
     _log(f"demo finished: open {Path(args.out) / 'demo' / 'report.html'} and {mca / 'report.html'}")
     return 0
 
