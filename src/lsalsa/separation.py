@@ -173,7 +173,8 @@ def separate_image(
     dy, dx = torch.meshgrid(torch.arange(p, device=device), torch.arange(p, device=device), indexing="ij")
     offsets = (dy * W + dx).reshape(1, -1)  # row-major p*p patch, as extract_patches vectorises
     D = len(problem.dict_sizes)
-    # Sums in float64 so that averaging k copies of one value gives that value back exactly.
+    # The averaging of data.assemble_patches, but accumulated batch by batch on the model's device
+    # (assemble_patches needs all patches at once). Sums in float64, as there.
     total = torch.zeros(D, H * W, dtype=torch.float64, device=device)
     count = torch.zeros(H * W, dtype=torch.float64, device=device)
     starts = range(0, len(corners), batch_size)
