@@ -8,6 +8,7 @@ from ._common import SolverResult
 from .fista import fista
 from .ista import ista, ista_operators, ista_step
 from .salsa import DEFAULT_MU, auto_mu, salsa, salsa_operators, salsa_readout, salsa_step
+from .support import solve_on_support
 
 SOLVERS = {"ista": ista, "fista": fista, "salsa": salsa}
 
@@ -22,5 +23,5 @@ def solve(problem: Any, Y: Any, method: str = "fista", **kwargs: Any) -> SolverR
 __all__ = [
     "SOLVERS", "SolverResult", "solve", "ista", "fista", "salsa",
     "ista_step", "ista_operators", "salsa_step", "salsa_operators", "salsa_readout",
-    "auto_mu", "DEFAULT_MU",
+    "auto_mu", "DEFAULT_MU", "solve_on_support",
 ]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -11,6 +11,7 @@ from ..errors import LsalsaError
 from ..linalg import splitting_operator
 from ..prox import soft_threshold
 from ..problem import LassoProblem
+from .support import solve_on_support
 from ._common import Callback, SolverResult, check_check_every, check_run_args, prox_threshold, relative_change
 
 DEFAULT_MU = 1.0
@@ -203,6 +204,7 @@ def salsa(
     method: str = "auto",
     relaxation: float | None = None,
     check_every: int | None = None,
+    polish: bool | None = None,
 ) -> SolverResult:
     """Solve the lasso (Eq. 4/6) for every row of ``Y: (B, M)`` by SALSA (Alg. 1/2).
 
@@ -228,20 +230,46 @@ def salsa(
         ``n_iter`` is a multiple of it (or ``max_iter``); each test costs three passes over
         ``(B, N)`` and, on a GPU, a device synchronisation. None (default): 10. The rule itself
         (change between consecutive iterates) is the same whatever the spacing.
+    polish : at each check, try the exact solution on each row's current support and signs
+        (:func:`lsalsa.solvers.solve_on_support`) where they have not changed since the last
+        check, and keep it where it passes the lasso's KKT conditions: those rows are then
+        optimal to rounding and stop iterating. None (default): True when running to
+        convergence; not allowed with ``n_iter``.
+
+    When running to convergence each row stops on its own, at the first check where its
+    relative change is below ``tol`` or its polished code is certified; the rows still
+    running go on in a smaller batch.
 
     Returns
     -------
-    SolverResult with ``X: (B, N)``.
+    SolverResult with ``X: (B, N)``; ``n_iter`` is the iterations of the longest-running row,
+    ``change`` the largest last relative change of a row (0 for a polished row).
     """
     Y, iters, truncated, tol = check_run_args(problem, Y, n_iter, tol, max_iter)
     relaxation = (1.0 if truncated else CONVERGENT_RELAXATION) if relaxation is None else _check_relaxation(relaxation)
     check_every = check_check_every(check_every)
+    polish = _check_polish(polish, truncated)
     with torch.no_grad():
         mu = _resolve_mu(problem, mu, Y)
         W_e, S, threshold = salsa_operators(problem, mu, method)
         B = Y @ W_e.T
-        U, k, change = _salsa_loop(B, S, mu, threshold, iters, truncated, tol, callback, relaxation, check_every)
-    return SolverResult(U, k, change < tol, change)
+        if truncated:
+            U, k, change = _salsa_loop(B, S, mu, threshold, iters, truncated, tol, callback, relaxation, check_every)
+            return SolverResult(U, k, change < tol, change)
+        finish = (lambda U, C: solve_on_support(problem.gram, C, problem.thresholds, U)) if polish else None
+        U, k, changes = _salsa_converge(B, S, mu, threshold, iters, tol, callback, relaxation, check_every, finish)
+    change = float(changes.max()) if changes.numel() else 0.0
+    return SolverResult(U, k, bool((changes < tol).all()), change)
+
+
+def _check_polish(polish: Any, truncated: bool) -> bool:
+    if polish is None:
+        return not truncated
+    if not isinstance(polish, bool):
+        raise LsalsaError(f"polish: expected True, False or None, got {polish!r}")
+    if polish and truncated:
+        raise LsalsaError("polish: True needs a run to convergence; with n_iter the run is truncated SALSA")
+    return polish
 
 
 def _check_relaxation(relaxation: Any) -> float:
@@ -311,6 +339,98 @@ def _salsa_loop(
         if not truncated and change < tol:
             break
     return _readout(X, W, threshold), k, change
+
+
+def _salsa_converge(
+    B: torch.Tensor,
+    S: torch.Tensor,
+    mu: float,
+    threshold: torch.Tensor | float,
+    max_iter: int,
+    tol: float,
+    callback: Callback | None,
+    relaxation: float,
+    check_every: int,
+    finish: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None,
+) -> tuple[torch.Tensor, int, torch.Tensor]:
+    """:func:`_salsa_loop` run to convergence, row by row.
+
+    Every ``check_every`` iterations each running row is tested: it stops when its relative
+    change is below ``tol``, or when ``finish(U, C)`` (:func:`solve_on_support`) certifies an
+    exact code for it; ``finish`` is only tried on rows whose signs (support included) are the
+    same as at the previous check, and once per sign pattern. Stopped rows leave the batch, so
+    the iterations get cheaper as rows converge.
+
+    Returns ``(U, k, changes)`` with each row's last relative change ``(B,)``.
+    """
+    n = B.shape[0]
+    out = torch.empty_like(B)
+    changes = torch.full((n,), math.inf, dtype=B.dtype, device=B.device)
+    rows = torch.arange(n, device=B.device)  # the rows still running, in batch order
+    St = S.T
+    BS = B @ St
+    X, W = B.clone(), B.clone()
+    X_prev = torch.empty_like(B)
+    tmp = torch.empty_like(B)
+    if isinstance(threshold, torch.Tensor):
+        lo, hi = -threshold, threshold
+    else:
+        lo, hi = -float(threshold), float(threshold)
+    signs = tried = None
+    k = 0
+    for k in range(1, max_iter + 1):
+        if not rows.numel():
+            k -= 1
+            break
+        if relaxation == 1.0:
+            W.sub_(X, alpha=2.0).clamp_(lo, hi).add_(X)
+        else:
+            torch.sub(W, X, alpha=2.0, out=tmp).clamp_(lo, hi).add_(X)
+            W.lerp_(tmp, relaxation)
+        X, X_prev = X_prev, X
+        torch.addmm(BS, W, St, alpha=mu, out=X)
+        if k % check_every == 0 or k == max_iter:
+            U = _readout(X, W, threshold)
+            change = _row_change(X, X_prev, tmp)
+            done = change < tol
+            if finish is not None:
+                new_signs = torch.sign(U).to(torch.int8)
+                if signs is not None:
+                    stable = (new_signs == signs).all(dim=1)
+                    trial = torch.nonzero(stable & ~tried & ~done).flatten()
+                    if trial.numel():
+                        Xf, ok = finish(U[trial], B[rows[trial]])
+                        hit = trial[ok]
+                        U[hit], change[hit], done[hit] = Xf[ok], 0.0, True
+                    tried = (tried | stable) & stable  # reset when the pattern changes
+                else:
+                    tried = torch.zeros_like(done)
+                signs = new_signs
+            changes[rows] = change
+            if k == max_iter:
+                done[:] = True
+            if done.any():
+                out[rows[done]] = U[done]
+                keep = torch.nonzero(~done).flatten()
+                rows, X, W, BS = rows[keep], X[keep], W[keep], BS[keep]
+                X_prev, tmp = torch.empty_like(X), torch.empty_like(X)
+                if finish is not None:
+                    signs, tried = signs[keep], tried[keep]
+        if callback is not None:
+            current = out.clone()
+            current[rows] = _readout(X, W, threshold)
+            if callback(k, current):
+                out = current
+                break
+    if rows.numel() and k < max_iter:  # stopped by the callback
+        out[rows] = _readout(X, W, threshold)
+    return out, k, changes
+
+
+def _row_change(X: torch.Tensor, X_prev: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:
+    """Each row's ``||x_k - x_{k-1}|| / ||x_k||``, ``(B,)``."""
+    num = torch.linalg.vector_norm(torch.sub(X, X_prev, out=tmp), dim=1)
+    return num / torch.linalg.vector_norm(X, dim=1).clamp_min(torch.finfo(X.dtype).tiny)
 
 
 def _readout(X: torch.Tensor, W: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:

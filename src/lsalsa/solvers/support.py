@@ -1,0 +1,99 @@
+"""The lasso's exact solution once an iterative solver has found its support and signs."""
+from __future__ import annotations
+
+import torch
+
+
+def solve_on_support(
+    G: torch.Tensor, C: torch.Tensor, thresholds: torch.Tensor, U: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace each code of ``U`` by the exact lasso optimum with the same support and signs,
+    where that optimum passes the lasso's optimality conditions (KKT).
+
+    If the optimum x of ``1/2 ||y - A x||^2 + sum_j alpha_j |x_j|`` has support S and signs s,
+    its KKT equality on S is linear: ``G_SS x_S = c_S - alpha_S s`` with ``G = A^T A`` and
+    ``c = A^T y``. Solving it (Cholesky of the |S| x |S| block) gives a candidate; the candidate
+    *is* the optimum, to rounding, when its signs on S are s and ``|c_j - g_j^T x| <= alpha_j``
+    off S. The check is a full certificate, so a wrong support or a singular block (more atoms
+    than the signal has dimensions) only means "not yet": the caller keeps iterating.
+
+    First-order solvers find the support long before they converge (on 10x10 MNIST patches,
+    92% of the rows after 30 SALSA iterations), and then crawl towards the optimum; this
+    finish jumps there. It is the subspace step of active-set methods (feature-sign search,
+    Lee et al. 2007; FPC_AS, Wen et al. 2010) used as a final polish.
+
+    Parameters
+    ----------
+    G : (N, N) the Gram matrix ``A^T A``.
+    C : (B, N) ``A^T y`` for each signal, ``Y @ A``.
+    thresholds : (N,) the per-coordinate alphas.
+    U : (B, N) current codes; their nonzeros name the support and signs to try.
+
+    Returns
+    -------
+    X : (B, N) the exact optimum where ``ok``, ``U`` elsewhere.
+    ok : (B,) bool, the rows that passed the KKT check.
+    """
+    mask = U != 0
+    sizes = mask.sum(dim=1)
+    X = torch.zeros_like(U)
+    failed = torch.zeros(U.shape[0], dtype=torch.bool, device=U.device)
+    # Rows are solved in groups of similar support size, each padded to a common size with an
+    # identity block: batched Cholesky of a few padded sizes instead of one per row, and no row
+    # pays for the largest support of the batch.
+    padded = _padded_size(sizes)
+    for p in torch.unique(padded).tolist():
+        if p == 0:
+            continue  # empty support: x = 0, only the off-support check below
+        rows = torch.nonzero(padded == p).flatten()
+        Xr, bad = _solve_group(G, C.index_select(0, rows), thresholds, U.index_select(0, rows), mask.index_select(0, rows), p)
+        X.index_copy_(0, rows, Xr)
+        failed.index_copy_(0, rows, bad)
+    corr = C - X @ G  # A^T (y - A x)
+    on = X != 0
+    violation = torch.where(on, (corr - thresholds * torch.sign(X)).abs(), (corr.abs() - thresholds).clamp_min(0))
+    ok = ~failed & (violation <= _slack(thresholds, C)).all(dim=1)  # NaN from a failed solve: not ok
+    return torch.where(ok[:, None], X, U), ok
+
+
+def _padded_size(sizes: torch.Tensor) -> torch.Tensor:
+    """Support sizes rounded up to multiples of 4 (to 16), 8 (to 64), then 32."""
+    step = torch.where(sizes <= 16, 4, torch.where(sizes <= 64, 8, 32))
+    return (sizes + step - 1) // step * step
+
+
+def _solve_group(
+    G: torch.Tensor, C: torch.Tensor, thresholds: torch.Tensor, U: torch.Tensor, mask: torch.Tensor, p: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The support systems of rows whose supports have at most p atoms; returns (X, failed)."""
+    b, N = U.shape
+    # the support's indices in its first columns; the rest point at atom 0 and are masked out
+    pos = torch.where(mask, mask.cumsum(dim=1) - 1, p)
+    order = torch.zeros(b, p + 1, dtype=torch.long, device=U.device)
+    order.scatter_(1, pos, torch.arange(N, device=U.device).expand(b, N))
+    order = order[:, :p]
+    m = torch.arange(p, device=U.device) < mask.sum(dim=1, keepdim=True)  # (b, p) real entries
+    mf = m.to(G.dtype)
+    s = torch.sign(torch.gather(U, 1, order))
+    flat = (order[:, :, None] * N + order[:, None, :]).view(-1)
+    Gs = G.reshape(-1).index_select(0, flat).view(b, p, p)
+    Gs.mul_(mf[:, :, None] * mf[:, None, :])
+    Gs.diagonal(dim1=1, dim2=2).add_(1 - mf)  # padding: identity rows, zero right-hand side
+    rhs = (torch.gather(C, 1, order) - thresholds[order] * s).mul_(mf)
+    L, info = torch.linalg.cholesky_ex(Gs)
+    z = torch.linalg.solve_triangular(L, rhs[..., None], upper=False)
+    xs = torch.linalg.solve_triangular(L.mT, z, upper=True)[..., 0].mul_(mf)
+    failed = (info != 0) | ((xs * s <= 0) & m).any(dim=1)
+    # scatter_add_: the padding's zeros land on atom 0 without overwriting a support entry
+    return torch.zeros_like(U).scatter_add_(1, order, xs), failed
+
+
+def _slack(thresholds: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
+    """The KKT tolerance per entry: sqrt(eps) relative to alpha_j, plus rounding of ``A^T y``.
+
+    In float32 that is 3.5e-4 alpha_j: a coordinate left out by that much changes the objective
+    by about (3.5e-4 alpha_j)^2 / 2, far below a 1e-6 relative gap.
+    """
+    eps = torch.finfo(C.dtype).eps
+    scale = C.abs().amax(dim=1, keepdim=True)  # (B, 1)
+    return eps**0.5 * thresholds + 64 * eps * scale

@@ -1,0 +1,107 @@
+"""The exact finish on an identified support (solve_on_support) and SALSA's polished runs."""
+import numpy as np
+import pytest
+import torch
+
+import lsalsa
+from lsalsa import LassoProblem, LsalsaError
+from lsalsa.solvers import solve_on_support
+
+
+def optimum(problem, Y):
+    """Codes to rounding by long, unpolished SALSA."""
+    return lsalsa.salsa(problem, Y, mu=0.5, tol=1e-13, max_iter=50_000, polish=False).X
+
+
+def finish(problem, Y, U):
+    return solve_on_support(problem.gram, Y @ problem.A, problem.thresholds, U)
+
+
+@pytest.mark.parametrize("which", ["single", "mca"])
+def test_recovers_the_optimum_from_its_support_and_signs(which, request, Y64):
+    problem = request.getfixturevalue(which)
+    X_star = optimum(problem, Y64)
+    assert (X_star != 0).sum(1).min() > 0
+    # any code with the optimum's support and signs, here a rough one
+    U = X_star * torch.linspace(0.3, 1.7, X_star.shape[1], dtype=X_star.dtype)
+    X, ok = finish(problem, Y64, U)
+    assert ok.all()
+    torch.testing.assert_close(X, X_star, rtol=0, atol=1e-9)
+    assert float(problem.kkt_violation(X, Y64).max()) < 1e-12
+
+
+def test_a_wrong_support_is_refused_and_the_code_kept(single, Y64):
+    X_star = optimum(single, Y64)
+    U = X_star.clone()
+    j = int(torch.nonzero(U[0]).flatten()[0])
+    U[0, j] = 0.0  # one atom missing
+    off = int(torch.nonzero(U[1] == 0).flatten()[0])
+    U[1, off] = 1e-3  # one atom too many
+    U[2] = -U[2]  # all signs wrong
+    X, ok = finish(single, Y64, U)
+    assert not ok[:3].any() and ok[3:].all()
+    assert X[:3].equal(U[:3])
+
+
+def test_a_singular_support_system_is_refused_without_nan():
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((8, 20))
+    problem = LassoProblem(A / np.linalg.norm(A, axis=0), alphas=0.01)
+    Y = torch.from_numpy(rng.standard_normal((3, 8)))
+    U = torch.from_numpy(rng.standard_normal((3, 20)))
+    U[:, 12:] = 0.0  # 12 atoms in R^8: the support's Gram block is singular
+    X, ok = finish(problem, Y, U)
+    assert not ok.any() and X.equal(U)
+
+
+def test_an_empty_support_is_accepted_only_above_alpha_max(single, Y64):
+    zeros = torch.zeros(Y64.shape[0], single.n_atoms, dtype=Y64.dtype)
+    amax = float(single.alpha_max(Y64).max())
+    X, ok = finish(single.with_alphas(1.01 * amax), Y64, zeros)
+    assert ok.all() and X.equal(zeros)
+    X, ok = finish(single.with_alphas(0.5 * float(single.alpha_max(Y64).min())), Y64, zeros)
+    assert not ok.any()
+
+
+@pytest.mark.parametrize("which", ["single", "mca"])
+def test_polished_salsa_is_optimal_to_rounding_and_stops_sooner(which, request, Y64):
+    problem = request.getfixturevalue(which)
+    polished = lsalsa.salsa(problem, Y64, mu=0.5, tol=1e-9, max_iter=5000)
+    plain = lsalsa.salsa(problem, Y64, mu=0.5, tol=1e-9, max_iter=5000, polish=False)
+    assert polished.converged and polished.n_iter < plain.n_iter
+    assert float(problem.kkt_violation(polished.X, Y64).max()) < 1e-12
+    torch.testing.assert_close(polished.X, optimum(problem, Y64), rtol=0, atol=1e-9)
+
+
+def test_polished_float32_matches_float64(mca, Y64):
+    got = lsalsa.salsa(mca.to(dtype=torch.float32), Y64.float(), mu=0.5, tol=1e-6)
+    assert got.converged and got.X.dtype == torch.float32
+    torch.testing.assert_close(got.X.double(), optimum(mca, Y64), rtol=0, atol=2e-4)
+
+
+def test_rows_stop_on_their_own(single, Y64):
+    # a row's code does not depend on the rest of the batch (mu fixed: auto_mu looks at the batch)
+    batch = lsalsa.salsa(single, Y64, mu=0.5, tol=1e-8)
+    for i in (0, 7, 19):
+        alone = lsalsa.salsa(single, Y64[i : i + 1], mu=0.5, tol=1e-8)
+        torch.testing.assert_close(batch.X[i : i + 1], alone.X, rtol=0, atol=1e-12)
+
+
+def test_callback_sees_every_row_and_can_stop(single, Y64):
+    seen = []
+
+    def cb(k, U):
+        seen.append(U.shape)
+        return k == 25
+
+    res = lsalsa.salsa(single, Y64, mu=0.5, tol=1e-12, callback=cb)
+    assert res.n_iter == 25 and set(seen) == {tuple(Y64.shape[:1]) + (single.n_atoms,)}
+    assert res.X.shape == (Y64.shape[0], single.n_atoms) and torch.isfinite(res.X).all()
+
+
+def test_polish_argument_checks(single, Y64):
+    with pytest.raises(LsalsaError, match="polish"):
+        lsalsa.salsa(single, Y64, mu=1.0, n_iter=5, polish=True)
+    with pytest.raises(LsalsaError, match="polish"):
+        lsalsa.salsa(single, Y64, mu=1.0, polish="yes")
+    assert lsalsa.salsa(single, Y64, mu=1.0, n_iter=5, polish=False).n_iter == 5
