@@ -169,3 +169,23 @@ def test_salsa_argument_checks(single, Y64):
             lsalsa.fista(single, Y64, check_every=bad)
     with pytest.raises(LsalsaError, match="problem"):
         auto_mu(single.A, Y64)
+
+
+@pytest.mark.parametrize("method", ["salsa", "fista"])
+def test_row_blocks_give_the_batch_result(method, single, digits):
+    # 6000 rows of N = 48 float64 atoms are two blocks (row_blocks: 2 MiB per buffer); a
+    # callback keeps the whole batch in one
+    rng = np.random.default_rng(0)
+    Y = torch.from_numpy(digits[rng.integers(0, len(digits), 6000)] + 0.01 * rng.standard_normal((6000, 64)))
+    assert len(lsalsa.solvers._common.row_blocks(Y @ single.A)) == 2
+    kw = {"mu": 0.5} if method == "salsa" else {}
+    for run in ({"n_iter": 7}, {"tol": 1e-5, "max_iter": 20_000}):
+        blocks = lsalsa.solve(single, Y, method=method, **kw, **run)
+        whole = lsalsa.solve(single, Y, method=method, callback=lambda k, X: False, **kw, **run)
+        if "tol" in run and method == "fista":  # each block stops at its own worst row
+            assert blocks.converged and whole.converged and blocks.n_iter == whole.n_iter
+            f_blocks, f_whole = single.objective(blocks.X, Y).mean(), single.objective(whole.X, Y).mean()
+            assert abs(float(f_blocks / f_whole) - 1) < 1e-6
+        else:  # salsa's rows stop on their own: blocks or not, the same codes
+            assert blocks.n_iter == whole.n_iter
+            torch.testing.assert_close(blocks.X, whole.X, rtol=0, atol=1e-12)

@@ -66,7 +66,7 @@ def test_an_empty_support_is_accepted_only_above_alpha_max(single, Y64):
 @pytest.mark.parametrize("which", ["single", "mca"])
 def test_polished_salsa_is_optimal_to_rounding_and_stops_sooner(which, request, Y64):
     problem = request.getfixturevalue(which)
-    polished = lsalsa.salsa(problem, Y64, mu=0.5, tol=1e-9, max_iter=5000)
+    polished = lsalsa.salsa(problem, Y64, mu=0.5, tol=1e-9, max_iter=5000, polish=True)
     plain = lsalsa.salsa(problem, Y64, mu=0.5, tol=1e-9, max_iter=5000, polish=False)
     assert polished.converged and polished.n_iter < plain.n_iter
     assert float(problem.kkt_violation(polished.X, Y64).max()) < 1e-12
@@ -74,16 +74,16 @@ def test_polished_salsa_is_optimal_to_rounding_and_stops_sooner(which, request, 
 
 
 def test_polished_float32_matches_float64(mca, Y64):
-    got = lsalsa.salsa(mca.to(dtype=torch.float32), Y64.float(), mu=0.5, tol=1e-6)
+    got = lsalsa.salsa(mca.to(dtype=torch.float32), Y64.float(), mu=0.5, tol=1e-6, polish=True)
     assert got.converged and got.X.dtype == torch.float32
     torch.testing.assert_close(got.X.double(), optimum(mca, Y64), rtol=0, atol=2e-4)
 
 
 def test_rows_stop_on_their_own(single, Y64):
     # a row's code does not depend on the rest of the batch (mu fixed: auto_mu looks at the batch)
-    batch = lsalsa.salsa(single, Y64, mu=0.5, tol=1e-8)
+    batch = lsalsa.salsa(single, Y64, mu=0.5, tol=1e-8, polish=True)
     for i in (0, 7, 19):
-        alone = lsalsa.salsa(single, Y64[i : i + 1], mu=0.5, tol=1e-8)
+        alone = lsalsa.salsa(single, Y64[i : i + 1], mu=0.5, tol=1e-8, polish=True)
         torch.testing.assert_close(batch.X[i : i + 1], alone.X, rtol=0, atol=1e-12)
 
 
@@ -94,7 +94,7 @@ def test_callback_sees_every_row_and_can_stop(single, Y64):
         seen.append(U.shape)
         return k == 25
 
-    res = lsalsa.salsa(single, Y64, mu=0.5, tol=1e-12, callback=cb)
+    res = lsalsa.salsa(single, Y64, mu=0.5, tol=1e-12, callback=cb, polish=True)
     assert res.n_iter == 25 and set(seen) == {tuple(Y64.shape[:1]) + (single.n_atoms,)}
     assert res.X.shape == (Y64.shape[0], single.n_atoms) and torch.isfinite(res.X).all()
 
@@ -105,3 +105,15 @@ def test_polish_argument_checks(single, Y64):
     with pytest.raises(LsalsaError, match="polish"):
         lsalsa.salsa(single, Y64, mu=1.0, polish="yes")
     assert lsalsa.salsa(single, Y64, mu=1.0, n_iter=5, polish=False).n_iter == 5
+
+
+def test_default_polishes_from_512_atoms(single, digits):
+    Y = torch.from_numpy(digits[:5].copy())
+    small = lsalsa.salsa(single, Y, mu=0.5, tol=1e-8)
+    assert small.X.equal(lsalsa.salsa(single, Y, mu=0.5, tol=1e-8, polish=False).X)
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((64, 512))
+    wide = LassoProblem(A / np.linalg.norm(A, axis=0), alphas=0.1)
+    default = lsalsa.salsa(wide, Y, mu=0.5, tol=1e-8)
+    assert default.X.equal(lsalsa.salsa(wide, Y, mu=0.5, tol=1e-8, polish=True).X)
+    assert float(wide.kkt_violation(default.X, Y).max()) < 1e-12

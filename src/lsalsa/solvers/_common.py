@@ -67,3 +67,25 @@ def prox_threshold(problem: LassoProblem, scale: float) -> torch.Tensor | float:
     the fused scalar soft-threshold can be used."""
     a = problem.uniform_alpha()
     return a / scale if a is not None else problem.thresholds / scale
+
+
+# Rows of (B, N) iterates per block on a CPU: 2 MiB per buffer, at least 1024 rows. Measured
+# (2 cores, float32): 45 SALSA iterations on 10,000 rows with N = 100 took 15-25% less time in
+# blocks of 4096-5000 rows than in one; N = 256 gained 20% with blocks of 1024-2048; at
+# N = 2048 blocks below 1024 rows lost up to 2x (the GEMM wants rows there).
+_BLOCK_BYTES = 2**21
+_MIN_BLOCK_ROWS = 1024
+
+
+def row_blocks(B: torch.Tensor) -> list[slice]:
+    """Slices of the rows of ``B: (n, N)`` for loops whose rows are independent.
+
+    On a CPU an iteration makes several passes over its ``(n, N)`` buffers besides the GEMM;
+    in blocks that stay in the cache those passes are cheaper. On a GPU the whole batch is one
+    block (more rows, better occupancy).
+    """
+    n, N = B.shape
+    if B.device.type != "cpu" or n == 0:
+        return [slice(None)]
+    size = max(_MIN_BLOCK_ROWS, _BLOCK_BYTES // max(1, N * B.element_size()))
+    return [slice(i, i + size) for i in range(0, n, size)]

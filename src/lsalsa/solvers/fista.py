@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from ..problem import LassoProblem
-from ._common import Callback, SolverResult, check_check_every, check_run_args, relative_change
+from ._common import Callback, SolverResult, check_check_every, check_run_args, relative_change, row_blocks
 from .ista import ista_operators
 
 
@@ -32,39 +32,56 @@ def fista(
     check_every = check_check_every(check_every)
     with torch.no_grad():
         W_e, S, theta = ista_operators(problem)
-        St = S.T
         # The Gram form: A^T A / L (inside S) and A^T y / L (B) are formed once, so an
-        # iteration is one (B, N) x (N, N) GEMM whatever M is.
+        # iteration is one (B, N) x (N, N) GEMM whatever M is. Rows are independent: without a
+        # callback they run in cache-sized blocks (see row_blocks), each to its own stop.
         B = Y @ W_e.T
-        if isinstance(theta, torch.Tensor):
-            lo, hi = -theta, theta
-        else:
-            lo, hi = -float(theta), float(theta)
-        # Three (B, N) buffers reused by every iteration: x_k, x_{k-1} (overwritten by x_{k+1})
-        # and z; ``tmp`` holds clamp(v) for the soft-threshold ``v - clamp(v)`` and differences.
-        X = torch.zeros_like(B)
-        X_new = torch.empty_like(B)
-        Z = torch.zeros_like(B)
-        tmp = torch.empty_like(B)
-        t = 1.0
-        change, k = math.inf, 0
-        for k in range(1, iters + 1):
-            if k == 1:
-                X_new.copy_(B)  # z = 0: the product vanishes
-            else:
-                torch.addmm(B, Z, St, out=X_new)
-            X_new.sub_(torch.clamp(X_new, lo, hi, out=tmp))
-            t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
-            torch.lerp(X_new, X, -(t - 1.0) / t_new, out=Z)  # X_new + beta (X_new - X)
-            if k == iters or (not truncated and k % check_every == 0):
-                change = _change(X_new, X, tmp)
-            X, X_new, t = X_new, X, t_new
-            # a copy: X is a buffer the next iterations overwrite, and callbacks may keep it
-            if callback is not None and callback(k, X.clone()):
-                break
-            if not truncated and change < tol:
-                break
+        blocks = row_blocks(B) if callback is None else [slice(None)]
+        runs = [_fista_loop(B[r], S.T, theta, iters, truncated, tol, callback, check_every) for r in blocks]
+        X, k, change = torch.cat([x for x, _, _ in runs]), max(k for _, k, _ in runs), max(c for _, _, c in runs)
     return SolverResult(X, k, change < tol, change)
+
+
+def _fista_loop(
+    B: torch.Tensor,
+    St: torch.Tensor,
+    theta: torch.Tensor | float,
+    iters: int,
+    truncated: bool,
+    tol: float,
+    callback: Callback | None,
+    check_every: int,
+) -> tuple[torch.Tensor, int, float]:
+    """FISTA's iterations on three preallocated (B, N) buffers; returns ``(X, k, change)``."""
+    if isinstance(theta, torch.Tensor):
+        lo, hi = -theta, theta
+    else:
+        lo, hi = -float(theta), float(theta)
+    # x_k, x_{k-1} (overwritten by x_{k+1}) and z; ``tmp`` holds clamp(v) for the
+    # soft-threshold ``v - clamp(v)`` and differences.
+    X = torch.zeros_like(B)
+    X_new = torch.empty_like(B)
+    Z = torch.zeros_like(B)
+    tmp = torch.empty_like(B)
+    t = 1.0
+    change, k = math.inf, 0
+    for k in range(1, iters + 1):
+        if k == 1:
+            X_new.copy_(B)  # z = 0: the product vanishes
+        else:
+            torch.addmm(B, Z, St, out=X_new)
+        X_new.sub_(torch.clamp(X_new, lo, hi, out=tmp))
+        t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
+        torch.lerp(X_new, X, -(t - 1.0) / t_new, out=Z)  # X_new + beta (X_new - X)
+        if k == iters or (not truncated and k % check_every == 0):
+            change = _change(X_new, X, tmp)
+        X, X_new, t = X_new, X, t_new
+        # a copy: X is a buffer the next iterations overwrite, and callbacks may keep it
+        if callback is not None and callback(k, X.clone()):
+            break
+        if not truncated and change < tol:
+            break
+    return X, k, change
 
 
 def _change(X_new: torch.Tensor, X: torch.Tensor, tmp: torch.Tensor) -> float:

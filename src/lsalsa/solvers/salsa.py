@@ -12,7 +12,7 @@ from ..linalg import splitting_operator
 from ..prox import soft_threshold
 from ..problem import LassoProblem
 from .support import solve_on_support
-from ._common import Callback, SolverResult, check_check_every, check_run_args, prox_threshold, relative_change
+from ._common import Callback, SolverResult, check_check_every, check_run_args, prox_threshold, row_blocks
 
 DEFAULT_MU = 1.0
 """The fixed penalty of earlier versions and the encoders' default; ``salsa`` now defaults to
@@ -234,7 +234,9 @@ def salsa(
         (:func:`lsalsa.solvers.solve_on_support`) where they have not changed since the last
         check, and keep it where it passes the lasso's KKT conditions: those rows are then
         optimal to rounding and stop iterating. None (default): True when running to
-        convergence; not allowed with ``n_iter``.
+        convergence with at least 512 atoms, where a support solve is cheap against the
+        iterations it saves (at N = 100 it is not: it costs a row about 25 iterations);
+        not allowed with ``n_iter``.
 
     When running to convergence each row stops on its own, at the first check where its
     relative change is below ``tol`` or its polished code is certified; the rows still
@@ -248,23 +250,36 @@ def salsa(
     Y, iters, truncated, tol = check_run_args(problem, Y, n_iter, tol, max_iter)
     relaxation = (1.0 if truncated else CONVERGENT_RELAXATION) if relaxation is None else _check_relaxation(relaxation)
     check_every = check_check_every(check_every)
-    polish = _check_polish(polish, truncated)
+    polish = _check_polish(polish, truncated, problem.n_atoms)
     with torch.no_grad():
         mu = _resolve_mu(problem, mu, Y)
         W_e, S, threshold = salsa_operators(problem, mu, method)
         B = Y @ W_e.T
+        # rows are independent: without a callback (which sees the whole batch) they run in
+        # cache-sized blocks, one after the other
+        blocks = row_blocks(B) if callback is None else [slice(None)]
         if truncated:
-            U, k, change = _salsa_loop(B, S, mu, threshold, iters, truncated, tol, callback, relaxation, check_every)
-            return SolverResult(U, k, change < tol, change)
+            runs = [_salsa_loop(B[r], S, mu, threshold, iters, callback, relaxation) for r in blocks]
+            U, change = torch.cat([u for u, _, _ in runs]), max(c for _, _, c in runs)
+            return SolverResult(U, max(k for _, k, _ in runs), change < tol, change)
         finish = (lambda U, C: solve_on_support(problem.gram, C, problem.thresholds, U)) if polish else None
-        U, k, changes = _salsa_converge(B, S, mu, threshold, iters, tol, callback, relaxation, check_every, finish)
+        runs = [_salsa_converge(B[r], S, mu, threshold, iters, tol, callback, relaxation, check_every, finish) for r in blocks]
+        U, k, changes = torch.cat([u for u, _, _ in runs]), max(k for _, k, _ in runs), torch.cat([c for _, _, c in runs])
     change = float(changes.max()) if changes.numel() else 0.0
     return SolverResult(U, k, bool((changes < tol).all()), change)
 
 
-def _check_polish(polish: Any, truncated: bool) -> bool:
+# polish=None polishes from this many atoms on. A support solve costs a row about 5 us on 2
+# CPU cores (a LAPACK call per row); at N = 100 an iteration costs a row 0.2 us, so the solve
+# must save 25 iterations, and it did not: 10,000 MNIST patches to tol 1e-4 took 199 ms
+# polished against 138 ms. At N = 2048 (an iteration: 34 us a row) 200 MCA mixtures to
+# tol 1e-6 took 17.7 s polished against 45.3 s.
+_POLISH_MIN_ATOMS = 512
+
+
+def _check_polish(polish: Any, truncated: bool, n_atoms: int) -> bool:
     if polish is None:
-        return not truncated
+        return not truncated and n_atoms >= _POLISH_MIN_ATOMS
     if not isinstance(polish, bool):
         raise LsalsaError(f"polish: expected True, False or None, got {polish!r}")
     if polish and truncated:
@@ -288,13 +303,10 @@ def _salsa_loop(
     mu: float,
     threshold: torch.Tensor | float,
     iters: int,
-    truncated: bool,
-    tol: float,
     callback: Callback | None,
     relaxation: float,
-    check_every: int,
 ) -> tuple[torch.Tensor, int, float]:
-    """SALSA's iterations on two (B, N) buffers, without allocating per iteration.
+    """Truncated SALSA: ``iters`` iterations on (B, N) buffers, without allocating per iteration.
 
     Written in ``w_k = u_hat_k - d_{k-1}`` (the quantity :func:`salsa_step` calls W; ``u_hat_k =
     rho u_k + (1 - rho) x_{k-1}`` is the relaxed sparse variable, ``u_k`` itself when rho = 1):
@@ -311,34 +323,53 @@ def _salsa_loop(
     x buffer) and three in-place passes (four with relaxation) instead of one GEMM, six passes
     and six allocations.
 
-    Returns ``(U, k, change)``.
+    Returns ``(U, k, change)`` with the last iteration's relative change.
     """
-    St = S.T
-    BS = B @ St
-    X = B.clone()
-    X_prev = torch.empty_like(B)
-    W = B.clone()
-    tmp = torch.empty_like(B) if relaxation != 1.0 else None
-    if isinstance(threshold, torch.Tensor):
-        lo, hi = -threshold, threshold
-    else:
-        lo, hi = -float(threshold), float(threshold)
-    change, k = math.inf, 0
+    it = _Iteration(B, S, mu, threshold, relaxation)
+    k = 0
     for k in range(1, iters + 1):
-        if relaxation == 1.0:
-            W.sub_(X, alpha=2.0).clamp_(lo, hi).add_(X)
+        it.step()
+        if callback is not None and callback(k, it.readout()):
+            break
+    return it.readout(), k, float(it.row_change().max()) if B.shape[0] and k else math.inf
+
+
+class _Iteration:
+    """SALSA's state ``(x_k, w_k)`` on preallocated (B, N) buffers (see :func:`_salsa_loop`)."""
+
+    def __init__(self, B: torch.Tensor, S: torch.Tensor, mu: float, threshold: torch.Tensor | float, relaxation: float):
+        self.St, self.mu, self.threshold, self.relaxation = S.T, mu, threshold, relaxation
+        self.BS = B @ self.St
+        self.X, self.W = B.clone(), B.clone()
+        self.X_prev, self.tmp = torch.empty_like(B), torch.empty_like(B)
+        if isinstance(threshold, torch.Tensor):
+            self.lo, self.hi = -threshold, threshold
         else:
-            torch.sub(W, X, alpha=2.0, out=tmp).clamp_(lo, hi).add_(X)
-            W.lerp_(tmp, relaxation)
-        X, X_prev = X_prev, X
-        torch.addmm(BS, W, St, alpha=mu, out=X)
-        if k == iters or (not truncated and k % check_every == 0):
-            change = _relative_change(X, X_prev, tmp)
-        if callback is not None and callback(k, _readout(X, W, threshold)):
-            break
-        if not truncated and change < tol:
-            break
-    return _readout(X, W, threshold), k, change
+            self.lo, self.hi = -float(threshold), float(threshold)
+
+    def step(self) -> None:
+        X, W, tmp = self.X, self.W, self.tmp
+        if self.relaxation == 1.0:
+            W.sub_(X, alpha=2.0).clamp_(self.lo, self.hi).add_(X)
+        else:
+            torch.sub(W, X, alpha=2.0, out=tmp).clamp_(self.lo, self.hi).add_(X)
+            W.lerp_(tmp, self.relaxation)
+        self.X, self.X_prev = self.X_prev, X
+        torch.addmm(self.BS, W, self.St, alpha=self.mu, out=self.X)
+
+    def readout(self) -> torch.Tensor:
+        """``u = soft(2 x - w)``, the code after the iterations so far."""
+        return soft_threshold(torch.add(self.X, self.X).sub_(self.W), self.threshold)
+
+    def row_change(self) -> torch.Tensor:
+        """Each row's ``||x_k - x_{k-1}|| / ||x_k||``, ``(B,)``."""
+        num = torch.linalg.vector_norm(torch.sub(self.X, self.X_prev, out=self.tmp), dim=1)
+        return num / torch.linalg.vector_norm(self.X, dim=1).clamp_min(torch.finfo(self.X.dtype).tiny)
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Drop every row but ``rows`` (indices into the current batch)."""
+        self.X, self.W, self.BS = self.X[rows], self.W[rows], self.BS[rows]
+        self.X_prev, self.tmp = torch.empty_like(self.X), torch.empty_like(self.X)
 
 
 def _salsa_converge(
@@ -367,31 +398,17 @@ def _salsa_converge(
     out = torch.empty_like(B)
     changes = torch.full((n,), math.inf, dtype=B.dtype, device=B.device)
     rows = torch.arange(n, device=B.device)  # the rows still running, in batch order
-    St = S.T
-    BS = B @ St
-    X, W = B.clone(), B.clone()
-    X_prev = torch.empty_like(B)
-    tmp = torch.empty_like(B)
-    if isinstance(threshold, torch.Tensor):
-        lo, hi = -threshold, threshold
-    else:
-        lo, hi = -float(threshold), float(threshold)
+    it = _Iteration(B, S, mu, threshold, relaxation)
     signs = tried = None
     k = 0
     for k in range(1, max_iter + 1):
         if not rows.numel():
             k -= 1
             break
-        if relaxation == 1.0:
-            W.sub_(X, alpha=2.0).clamp_(lo, hi).add_(X)
-        else:
-            torch.sub(W, X, alpha=2.0, out=tmp).clamp_(lo, hi).add_(X)
-            W.lerp_(tmp, relaxation)
-        X, X_prev = X_prev, X
-        torch.addmm(BS, W, St, alpha=mu, out=X)
+        it.step()
         if k % check_every == 0 or k == max_iter:
-            U = _readout(X, W, threshold)
-            change = _row_change(X, X_prev, tmp)
+            U = it.readout()
+            change = it.row_change()
             done = change < tol
             if finish is not None:
                 new_signs = torch.sign(U).to(torch.int8)
@@ -412,37 +429,16 @@ def _salsa_converge(
             if done.any():
                 out[rows[done]] = U[done]
                 keep = torch.nonzero(~done).flatten()
-                rows, X, W, BS = rows[keep], X[keep], W[keep], BS[keep]
-                X_prev, tmp = torch.empty_like(X), torch.empty_like(X)
+                rows = rows[keep]
+                it.keep(keep)
                 if finish is not None:
                     signs, tried = signs[keep], tried[keep]
         if callback is not None:
             current = out.clone()
-            current[rows] = _readout(X, W, threshold)
+            current[rows] = it.readout()
             if callback(k, current):
                 out = current
                 break
     if rows.numel() and k < max_iter:  # stopped by the callback
-        out[rows] = _readout(X, W, threshold)
+        out[rows] = it.readout()
     return out, k, changes
-
-
-def _row_change(X: torch.Tensor, X_prev: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:
-    """Each row's ``||x_k - x_{k-1}|| / ||x_k||``, ``(B,)``."""
-    num = torch.linalg.vector_norm(torch.sub(X, X_prev, out=tmp), dim=1)
-    return num / torch.linalg.vector_norm(X, dim=1).clamp_min(torch.finfo(X.dtype).tiny)
-
-
-def _readout(X: torch.Tensor, W: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:
-    """``u = soft(2 x - w)``, the code after the iterations that produced ``(x, w)``."""
-    return soft_threshold(torch.add(X, X).sub_(W), threshold)
-
-
-def _relative_change(X: torch.Tensor, X_prev: torch.Tensor, tmp: torch.Tensor | None) -> float:
-    """:func:`relative_change` with the difference written into ``tmp`` when one is spare."""
-    if tmp is None:
-        return relative_change(X, X_prev)
-    diff = torch.sub(X, X_prev, out=tmp)
-    num = torch.linalg.vector_norm(diff, dim=1)
-    den = torch.linalg.vector_norm(X, dim=1).clamp_min(torch.finfo(X.dtype).tiny)
-    return float((num / den).max()) if X.shape[0] else 0.0
