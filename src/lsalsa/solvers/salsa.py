@@ -425,7 +425,7 @@ def _salsa_converge(
                         Xf, ok = finish(U[trial], B[rows[trial]])
                         hit = trial[ok]
                         U[hit], change[hit], done[hit] = Xf[ok], 0.0, True
-                    tried = (tried | stable) & stable  # reset when the pattern changes
+                    tried = stable  # a pattern is tried once while it lasts; a change re-arms it
                 else:
                     tried = torch.zeros_like(done)
                 signs = new_signs
