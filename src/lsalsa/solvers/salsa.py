@@ -110,8 +110,8 @@ def auto_mu(problem: LassoProblem, Y: Any) -> float:
     there, tested every 5 iterations; ties go to the smaller residual); if none does, the one
     with the smallest residual after 60 iterations.
 
-    Cost: one eigendecomposition of an ``min(M, N)`` square matrix and ``9 x 60`` iterations on
-    the pilot rows (fewer rows when ``N min(M, N)`` is large): small against coding thousands
+    Cost: one eigendecomposition of an ``min(M, N)`` square matrix and at most ``9 x 60``
+    iterations on the pilot rows (fewer rows when ``N min(M, N)`` is large): small against coding thousands
     of signals, dominant for a handful. To code many small batches of the same kind, compute it
     once and pass ``mu=`` explicitly.
 
@@ -277,9 +277,9 @@ def salsa(
 
 # polish=None polishes from this many atoms on. A support solve costs a row about 5 us on 2
 # CPU cores (a LAPACK call per row); at N = 100 an iteration costs a row 0.2 us, so the solve
-# must save 25 iterations, and it did not: 10,000 MNIST patches to tol 1e-4 took 199 ms
-# polished against 138 ms. At N = 2048 (an iteration: 34 us a row) 200 MCA mixtures to
-# tol 1e-6 took 17.7 s polished against 45.3 s.
+# must save 25 iterations, and at the usual tolerances it did not (benchmarks/bench_polish.py:
+# 10,000 MNIST patches to tol 1e-4 took 0.211 s polished against 0.148 s). At N = 2048 (an
+# iteration: 34 us a row) 200 MCA mixtures to tol 1e-6 took 22.8 s polished against 72.3 s.
 _POLISH_MIN_ATOMS = 512
 
 

@@ -17,9 +17,10 @@ def solve_on_support(
     off S. The check is a full certificate, so a wrong support or a singular block (more atoms
     than the signal has dimensions) only means "not yet": the caller keeps iterating.
 
-    First-order solvers find the support long before they converge (on 10x10 MNIST patches,
-    92% of the rows after 30 SALSA iterations), and then crawl towards the optimum; this
-    finish jumps there. It is the subspace step of active-set methods (feature-sign search,
+    First-order solvers often find the support long before they converge, and then crawl
+    towards the optimum; this finish jumps there. On 10x10 MNIST patches 92% of the rows had
+    their exact support after 30 SALSA iterations; on two-dictionary MCA mixtures (N = 2048),
+    whose atoms are far more coherent, 63% after 600. It is the subspace step of active-set methods (feature-sign search,
     Lee et al. 2007; FPC_AS, Wen et al. 2010) used as a final polish.
 
     Parameters
