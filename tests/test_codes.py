@@ -126,3 +126,15 @@ def test_auto_mu_is_chosen_once_recorded_and_keyed_as_asked(problem, Y, tmp_path
     # asking again the same way ("auto" or None) reuses the file
     assert lsalsa.optimal_codes(problem, Y, cache_dir=tmp_path, dataset_name="d", mu=None, **kw) is not None
     assert len(calls) == 1 and len(list(tmp_path.glob("d-*.npy"))) == 1
+
+
+def test_salsa_polish_is_passed_recorded_and_keyed(problem, Y, tmp_path):
+    kw = {"solver": "salsa", "mu": 0.5, "tol": 1e-8, "batch_size": 50, "cache_dir": tmp_path, "dataset_name": "p"}
+    plain = np.array(lsalsa.optimal_codes(problem, Y, **kw))  # N = 48 < 512: not polished by default
+    exact = np.array(lsalsa.optimal_codes(problem, Y, polish=True, **kw))
+    metas = sorted((json.loads(f.read_text()) for f in tmp_path.glob("p-*.json")), key=lambda m: m["polish"])
+    assert [m["polish"] for m in metas] == [False, True] and metas[0]["key"] != metas[1]["key"]
+    kkt = problem.kkt_violation(torch.from_numpy(exact), torch.from_numpy(Y))
+    assert float(kkt.max()) < 1e-12 < float(problem.kkt_violation(torch.from_numpy(plain), torch.from_numpy(Y)).max())
+    with pytest.raises(LsalsaError, match="polish"):
+        lsalsa.optimal_codes(problem, Y, solver="salsa", polish="yes")

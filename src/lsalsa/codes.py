@@ -22,7 +22,7 @@ from ._validation import check_positive, check_positive_int
 from .errors import LsalsaError
 from .problem import LassoProblem
 from .solvers import fista, salsa
-from .solvers.salsa import CONVERGENT_RELAXATION, auto_mu
+from .solvers.salsa import CONVERGENT_RELAXATION, auto_mu, check_polish
 
 SOLVERS = ("fista", "salsa")
 _HASH_ROWS = 65536  # rows hashed per read, so hashing a memmap needs bounded memory
@@ -67,6 +67,7 @@ def optimal_codes(
     tol: float = 1e-6,
     max_iter: int = 10_000,
     mu: float | str | None = None,
+    polish: bool | None = None,
     batch_size: int = 4096,
     cache_dir: str | os.PathLike | None = None,
     dataset_name: str = "data",
@@ -80,8 +81,8 @@ def optimal_codes(
     With ``cache_dir``, the codes go to ``<cache_dir>/<dataset_name>-<key>.npy``, written batch by
     batch into a memmap under a temporary name and renamed when complete, next to a ``.json``
     describing them (data set name, SHA-256 of the dictionary and of ``Y``, alphas, dict sizes,
-    solver, mu as asked, SALSA's relaxation, tol, max_iter; then the mu used, the largest KKT
-    violation reached, n, dtype). The key hashes the inputs (not what was computed from them),
+    solver, mu as asked, SALSA's relaxation and polish, tol, max_iter; then the mu used, the
+    largest KKT violation reached, n, dtype). The key hashes the inputs (not what was computed from them),
     so asking again with the same ones returns the stored codes (read-only memmap) without
     solving anything; any change computes, and stores, new codes.
 
@@ -96,6 +97,9 @@ def optimal_codes(
         on up to 32 rows spread over all of ``Y``, chosen once and used for every batch (recorded
         as ``mu_used``). Ignored by FISTA. SALSA runs over-relaxed (:func:`lsalsa.salsa`'s
         default when converging), checking its stopping rule every 10 iterations.
+    polish : SALSA's exact finish on each row's support (:func:`lsalsa.salsa`): None (default)
+        uses it from 512 atoms on; True also below, for codes certified optimal to rounding
+        where the support is found (recorded, and part of the cache key). Ignored by FISTA.
     batch_size : rows solved together.
     cache_dir : where to store and look up codes; None computes them in memory.
     dataset_name : names the cache files (and is recorded in the metadata).
@@ -116,12 +120,13 @@ def optimal_codes(
     if solver == "salsa":
         mu = "auto" if mu is None or (isinstance(mu, str) and mu == "auto") else check_positive(mu, "mu")
         relaxation = CONVERGENT_RELAXATION
+        polish = check_polish(polish, False, problem.n_atoms)
     else:
-        mu = None  # FISTA has no mu; keep it out of the cache key
+        mu = polish = None  # FISTA has neither; keep them out of the cache key
     N = problem.n_atoms
     kwargs = {"tol": tol, "max_iter": max_iter}
     if solver == "salsa":
-        kwargs |= {"mu": mu, "relaxation": relaxation}
+        kwargs |= {"mu": mu, "relaxation": relaxation, "polish": polish}
 
     if cache_dir is None:
         X_star = np.empty((n, N), dtype=dtype)
@@ -135,7 +140,7 @@ def optimal_codes(
         "n": n, "n_features": problem.n_features, "n_atoms": N, "dtype": str(dtype),
         "alphas": problem.alphas.tolist(), "dict_sizes": list(problem.dict_sizes),
         "solver": solver, "mu": mu, "tol": tol, "max_iter": max_iter,
-    } | ({"relaxation": relaxation} if solver == "salsa" else {})
+    } | ({"relaxation": relaxation, "polish": polish} if solver == "salsa" else {})
     key = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
     directory = Path(cache_dir).expanduser()
     directory.mkdir(parents=True, exist_ok=True)

@@ -256,7 +256,7 @@ def salsa(
     Y, iters, truncated, tol = check_run_args(problem, Y, n_iter, tol, max_iter)
     relaxation = (1.0 if truncated else CONVERGENT_RELAXATION) if relaxation is None else _check_relaxation(relaxation)
     check_every = check_check_every(check_every)
-    polish = _check_polish(polish, truncated, problem.n_atoms)
+    polish = check_polish(polish, truncated, problem.n_atoms)
     with torch.no_grad():
         mu = _resolve_mu(problem, mu, Y)
         W_e, S, threshold = salsa_operators(problem, mu, method)
@@ -283,7 +283,8 @@ def salsa(
 _POLISH_MIN_ATOMS = 512
 
 
-def _check_polish(polish: Any, truncated: bool, n_atoms: int) -> bool:
+def check_polish(polish: Any, truncated: bool, n_atoms: int) -> bool:
+    """``polish`` of :func:`salsa` resolved: None means True when converging with >= 512 atoms."""
     if polish is None:
         return not truncated and n_atoms >= _POLISH_MIN_ATOMS
     if not isinstance(polish, bool):
