@@ -85,3 +85,17 @@ def test_mismatched_pair(problem, Y64):
 def test_mismatched_device(problem, Y64):
     with pytest.raises(LsalsaError, match="Y: device cuda"):
         lsalsa.fista(problem, Y64.cuda())
+
+
+def test_all_finite_fast_path_agrees_with_the_entrywise_test():
+    from lsalsa._validation import all_finite
+
+    big = torch.full((4, 3), 3e38, dtype=torch.float32)  # finite entries whose sum overflows
+    assert all_finite(big)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        t = torch.ones(5, 4, dtype=torch.float64)
+        t[2, 1] = bad
+        assert not all_finite(t)
+    both = torch.zeros(2, 2)
+    both[0, 0], both[1, 1] = float("inf"), -float("inf")  # sum is NaN, still caught
+    assert not all_finite(both)

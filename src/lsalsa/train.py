@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._validation import FLOAT_DTYPES, check_nonneg_int, check_positive, check_positive_int
+from ._validation import FLOAT_DTYPES, check_finite, check_nonneg_int, check_positive, check_positive_int
 from .encoders.io import CHECKPOINT_FORMAT, FORMAT_VERSION, atomic_save, encoder_record, read_file
 from .errors import LsalsaError
 
@@ -262,8 +262,7 @@ def _check_matrix(T: torch.Tensor, name: str, n_cols: int | None, dtype: torch.d
             f"{name}: dtype {T.dtype} does not match the encoder's {dtype}; convert one of them "
             f"(e.g. encoder.to({T.dtype}))"
         )
-    if T.numel() and not bool(torch.isfinite(T).all()):
-        raise LsalsaError(f"{name}: expected finite values, found {int((~torch.isfinite(T)).sum())} NaN/Inf entries")
+    check_finite(T, name)
 
 
 def _batches(data: Any, config: TrainConfig, epoch: int | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
