@@ -26,6 +26,29 @@ def median_time(fn, repeats: int = 5, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def paired_ratios(reference, candidates: dict, repeats: int = 7, warmup: int = 1) -> dict:
+    """``{name: (median, min, max)}`` of ``time(reference) / time(candidate)``, timed in pairs.
+
+    The machine's speed drifts by 15% and more between minutes; a reference timed before the
+    candidates can land on a fast or a slow stretch. Here each round times the reference and
+    then every candidate, and the ratio is taken within the round.
+    """
+    for _ in range(warmup):
+        reference()
+        for fn in candidates.values():
+            fn()
+    ratios = {name: [] for name in candidates}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        reference()
+        t_ref = time.perf_counter() - t0
+        for name, fn in candidates.items():
+            t0 = time.perf_counter()
+            fn()
+            ratios[name].append(t_ref / (time.perf_counter() - t0))
+    return {name: (statistics.median(r), min(r), max(r)) for name, r in ratios.items()}
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
