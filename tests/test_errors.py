@@ -99,3 +99,16 @@ def test_all_finite_fast_path_agrees_with_the_entrywise_test():
     both = torch.zeros(2, 2)
     both[0, 0], both[1, 1] = float("inf"), -float("inf")  # sum is NaN, still caught
     assert not all_finite(both)
+
+
+def test_read_only_arrays_are_taken_without_a_warning():
+    import warnings
+
+    from lsalsa._validation import as_tensor
+
+    Y = np.ones((3, 4))
+    Y.flags.writeable = False  # as a memory map opened with mode "r"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = as_tensor(Y, "Y")
+    assert t.shape == (3, 4) and float(t.sum()) == 12.0

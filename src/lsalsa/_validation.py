@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,12 @@ def as_tensor(value: Any, name: str) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value
     if isinstance(value, np.ndarray):
+        if not value.flags.writeable:
+            # a memory map opened read-only: torch warns that writing would be undefined, but
+            # lsalsa never writes into its inputs
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                return torch.from_numpy(value)
         return torch.from_numpy(value)
     try:
         return torch.as_tensor(np.asarray(value))
