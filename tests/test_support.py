@@ -117,3 +117,21 @@ def test_default_polishes_from_512_atoms(single, digits):
     default = lsalsa.salsa(wide, Y, mu=0.5, tol=1e-8)
     assert default.X.equal(lsalsa.salsa(wide, Y, mu=0.5, tol=1e-8, polish=True).X)
     assert float(wide.kkt_violation(default.X, Y).max()) < 1e-12
+
+
+def test_grouped_and_single_group_solves_agree(single, Y64):
+    # more rows than _ONE_GROUP_ROWS are solved in groups of similar support size; fewer in one
+    # padded group: both must give the same codes
+    from lsalsa.solvers import support
+
+    X_star = optimum(single, Y64)
+    reps = support._ONE_GROUP_ROWS // Y64.shape[0] + 1
+    Y = Y64.repeat(reps, 1)
+    scales = torch.linspace(0.5, 1.5, Y.shape[0], dtype=Y.dtype)[:, None]
+    U = X_star.repeat(reps, 1) * scales  # same supports and signs, rough values
+    U[::3, :] *= (torch.arange(single.n_atoms) % 4 != 0).to(Y.dtype)  # smaller supports in some rows
+    assert Y.shape[0] > support._ONE_GROUP_ROWS and len(torch.unique(support._padded_size((U != 0).sum(1)))) > 1
+    X_grouped, ok_grouped = finish(single, Y, U)
+    X_one, ok_one = finish(single, Y[:200], U[:200])
+    assert ok_grouped[:200].equal(ok_one) and ok_one.any() and not ok_one.all()
+    torch.testing.assert_close(X_grouped[:200], X_one, rtol=0, atol=1e-12)

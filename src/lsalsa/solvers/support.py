@@ -43,6 +43,8 @@ def solve_on_support(
     # identity block: batched Cholesky of a few padded sizes instead of one per row, and no row
     # pays for the largest support of the batch.
     padded = _padded_size(sizes)
+    if U.shape[0] <= _ONE_GROUP_ROWS:  # few rows: one group, each group's calls cost more than padding
+        padded = torch.where(sizes > 0, padded.max(), 0)
     for p in torch.unique(padded).tolist():
         if p == 0:
             continue  # empty support: x = 0, only the off-support check below
@@ -55,6 +57,9 @@ def solve_on_support(
     violation = torch.where(on, (corr - thresholds * torch.sign(X)).abs(), (corr.abs() - thresholds).clamp_min(0))
     ok = ~failed & (violation <= _slack(thresholds, C)).all(dim=1)  # NaN from a failed solve: not ok
     return torch.where(ok[:, None], X, U), ok
+
+
+_ONE_GROUP_ROWS = 256
 
 
 def _padded_size(sizes: torch.Tensor) -> torch.Tensor:
