@@ -290,8 +290,8 @@ def salsa(
 # polish=None polishes from this many atoms on. A support solve costs a row about 5 us on 2
 # CPU cores (a LAPACK call per row); at N = 100 an iteration costs a row 0.2 us, so the solve
 # must save 25 iterations, and at the usual tolerances it did not (benchmarks/bench_polish.py:
-# 10,000 MNIST patches to tol 1e-4 took 0.211 s polished against 0.148 s). At N = 2048 (an
-# iteration: 34 us a row) 200 MCA mixtures to tol 1e-6 took 22.8 s polished against 72.3 s.
+# 10,000 MNIST patches to tol 1e-4 took 0.247 s polished against 0.144 s). At N = 2048 (an
+# iteration: 34 us a row) 200 MCA mixtures to tol 1e-6 took 24.5 s polished against 74.9 s.
 _POLISH_MIN_ATOMS = 512
 
 
