@@ -167,7 +167,7 @@ def _auto_mu(problem: LassoProblem, Y: torch.Tensor) -> float:
 
         def x_update(W, out):
             return torch.baddbmm(BS, W, S, out=out)
-    else:
+    else:  # S never formed: new tensors, ``out`` unused
         def x_update(W, out):
             V = B + m * W
             return (V - ((V @ Q.T) * w) @ Q) / m
@@ -278,10 +278,10 @@ def salsa(
             return SolverResult(U, max(k for _, k, _ in runs), change < tol, change)
         # S A^T y, the x-update's constant term and the start, in one product with Y
         BS = Y @ (W_e.T @ S.T)
-        B = Y @ W_e.T if polish else BS  # the support solve needs A^T y; otherwise unused
+        B = Y @ W_e.T if polish else None  # A^T y, for the support solve only
         finish = (lambda U, C: solve_on_support(problem.gram, C, problem.thresholds, U)) if polish else None
-        runs = [_salsa_converge(BS[r], B[r], S, mu, threshold, iters, tol, callback, relaxation, check_every, finish)
-                for r in blocks]
+        runs = [_salsa_converge(BS[r], None if B is None else B[r], S, mu, threshold, iters, tol, callback, relaxation,
+                                check_every, finish) for r in blocks]
         U, k, changes = torch.cat([u for u, _, _ in runs]), max(k for _, k, _ in runs), torch.cat([c for _, _, c in runs])
     change = float(changes.max()) if changes.numel() else 0.0
     return SolverResult(U, k, bool((changes < tol).all()), change)
@@ -396,7 +396,7 @@ class _Iteration:
 
 def _salsa_converge(
     BS: torch.Tensor,
-    B: torch.Tensor,
+    B: torch.Tensor | None,
     S: torch.Tensor,
     mu: float,
     threshold: torch.Tensor | float,
@@ -414,7 +414,7 @@ def _salsa_converge(
     exact code for it; ``finish`` is only tried on rows whose signs (support included) are the
     same as at the previous check, and once per sign pattern. Stopped rows leave the batch, so
     the iterations get cheaper as rows converge. ``BS: (B, N)`` is ``S A^T y``, ``B: (B, N)``
-    ``A^T y`` (read by ``finish`` only).
+    ``A^T y`` (read by ``finish`` only; None without it).
 
     Returns ``(U, k, changes)`` with each row's last relative change ``(B,)``.
     """
