@@ -1,7 +1,8 @@
 """Optimal codes: lsalsa's batched FISTA and SALSA against scikit-learn and SPAMS.
 
 For each real-data problem of the paper's sizes we compute the optimum ``F*`` (per signal the
-lower of a long float64 over-relaxed SALSA run and scikit-learn's lasso_cd), run the references
+lowest of a long float64 over-relaxed SALSA run, scikit-learn's lasso_cd and, when installed,
+SPAMS' exact LARS), run the references
 -- scikit-learn's ``sparse_encode`` (lasso_cd, tol 1e-8 internally; lasso_lars) and SPAMS' LARS
 (``spams.lasso(mode=2)``, when ``import spams`` works: ``pip install lsalsa[bench]``) -- and
 record the relative objective gap each reaches, ``(mean F - mean F*) / mean F*``. For our
