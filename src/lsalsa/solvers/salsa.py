@@ -271,16 +271,14 @@ def salsa(
     with torch.no_grad():
         mu = _resolve_mu(problem, mu, Y)
         W_e, S, threshold = salsa_operators(problem, mu, method)
-        # rows are independent: without a callback (which sees the whole batch) they run in
-        # cache-sized blocks, one after the other
-        blocks = row_blocks(Y) if callback is None else [slice(None)]
         if truncated:
             B = Y @ W_e.T
-            runs = [_salsa_loop(B[r], S, mu, threshold, iters, callback, relaxation) for r in blocks]
+            runs = [_salsa_loop(B[r], S, mu, threshold, iters, callback, relaxation) for r in _blocks(B, callback)]
             U, change = torch.cat([u for u, _, _ in runs]), max(c for _, _, c in runs)
             return SolverResult(U, max(k for _, k, _ in runs), change < tol, change)
         # S A^T y, the x-update's constant term and the start, in one product with Y
         BS = Y @ (W_e.T @ S.T)
+        blocks = _blocks(BS, callback)
         B = Y @ W_e.T if polish else None  # A^T y, for the support solve only
         finish = (lambda U, C: solve_on_support(problem.gram, C, problem.thresholds, U)) if polish else None
         runs = [_salsa_converge(BS[r], None if B is None else B[r], S, mu, threshold, iters, tol, callback, relaxation,
@@ -288,6 +286,12 @@ def salsa(
         U, k, changes = torch.cat([u for u, _, _ in runs]), max(k for _, k, _ in runs), torch.cat([c for _, _, c in runs])
     change = float(changes.max()) if changes.numel() else 0.0
     return SolverResult(U, k, bool((changes < tol).all()), change)
+
+
+def _blocks(iterate: torch.Tensor, callback: Callback | None) -> list[slice]:
+    """Rows are independent: without a callback (which sees the whole batch) they run in
+    cache-sized blocks of the ``(B, N)`` iterates, one after the other."""
+    return row_blocks(iterate) if callback is None else [slice(None)]
 
 
 # polish=None polishes from this many atoms on. A support solve costs a row about 5 us on 2
