@@ -10,8 +10,8 @@ solvers (float32, the fast default) we find, untimed, the fewest iterations that
 at most ``max(1e-6, largest gap of the references)`` and then time exactly that many iterations
 of the same run, the solver run to convergence (``tol=1e-300, max_iter=k``: its start, its
 stopping checks and, from 512 atoms, its support polish) with set-up included (Lipschitz
-constant, Cholesky of S, and for ``mu=auto`` the trial that picks mu). SALSA runs on a grid of mu, plain and over-relaxed, and with ``mu=auto``. The row
-``salsa defaults, tol=X`` needs no oracle: ``lsalsa.salsa(problem, Y, tol=X)`` as a user calls it
+constant, Cholesky of S, and for ``mu=auto`` the trial that picks mu). SALSA runs on a grid
+of mu, plain and over-relaxed, and with ``mu=auto``. The row ``salsa defaults, tol=X`` needs no oracle: ``lsalsa.salsa(problem, Y, tol=X)`` as a user calls it
 (rows stop on their own; the support polish from 512 atoms), with the loosest tol of a ladder
 that reaches the target. Medians after warm-up.
 
