@@ -246,8 +246,9 @@ def salsa(
         gap on every problem tried. None (default): 1.8 when running to convergence, 1 with
         ``n_iter``, so that ``salsa(n_iter=T)`` stays equal to an untrained ``LSALSA(T)``.
     check_every : test the stopping rule every this many iterations, so the reported
-        ``n_iter`` is a multiple of it (or ``max_iter``); each test costs three passes over
-        ``(B, N)`` and, on a GPU, a device synchronisation. None (default): 10. The rule itself
+        ``n_iter`` is a multiple of it (or ``max_iter``); each test costs five passes over
+        ``(B, N)`` (x before and after the step, their difference, two norms) and, on a GPU, a
+        device synchronisation. None (default): 10. The rule itself
         (change between consecutive iterates) is the same whatever the spacing.
     polish : at each check, try the exact solution on each row's current support and signs
         (:func:`lsalsa.solvers.solve_on_support`) where they have not changed since the last
