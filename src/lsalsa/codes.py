@@ -82,9 +82,9 @@ def optimal_codes(
     batch into a memmap under a temporary name and renamed when complete, next to a ``.json``
     describing them (data set name, SHA-256 of the dictionary and of ``Y``, alphas, dict sizes,
     solver, mu as asked, SALSA's relaxation and polish, tol, max_iter; then the mu used, the
-    largest KKT violation reached, n, dtype). The key hashes the inputs (not what was computed from them),
-    so asking again with the same ones returns the stored codes (read-only memmap) without
-    solving anything; any change computes, and stores, new codes.
+    largest KKT violation reached, n, dtype). The key hashes the inputs (not what was computed
+    from them), so asking again with the same ones returns the stored codes (read-only memmap)
+    without solving anything; any change computes, and stores, new codes.
 
     Parameters
     ----------

@@ -111,9 +111,9 @@ def auto_mu(problem: LassoProblem, Y: Any) -> float:
     with the smallest residual after 60 iterations.
 
     Cost: one eigendecomposition of an ``min(M, N)`` square matrix and at most ``9 x 60``
-    iterations on the pilot rows (fewer rows when ``N min(M, N)`` is large): small against coding thousands
-    of signals, dominant for a handful. To code many small batches of the same kind, compute it
-    once and pass ``mu=`` explicitly.
+    iterations on the pilot rows (fewer rows when ``N min(M, N)`` is large): small against
+    coding thousands of signals, dominant for a handful. To code many small batches of the same
+    kind, compute it once and pass ``mu=`` explicitly.
 
     Parameters
     ----------
@@ -163,9 +163,10 @@ def _auto_mu(problem: LassoProblem, Y: torch.Tensor) -> float:
     m = mus[:, None, None]
     # the trial iterates in (w, v = 2 x - w) like _salsa_loop: v_{k+1} = 2 B S^T + w_{k+1} (2 mu S^T - I)
     if C * N * N <= _AUTO_DENSE:
-        P = torch.eye(N, dtype=A.dtype, device=A.device) - (Q.T * w) @ Q  # (C, N, N): mu S
+        eye = torch.eye(N, dtype=A.dtype, device=A.device)
+        P = eye - (Q.T * w) @ Q  # (C, N, N): mu S
         BS2 = 2 * (B @ P) / m
-        Mc = 2 * P - torch.eye(N, dtype=A.dtype, device=A.device)
+        Mc = 2 * P - eye
 
         def v_update(Z, out):
             return torch.baddbmm(BS2, Z, Mc, out=out)
@@ -248,8 +249,8 @@ def salsa(
     check_every : test the stopping rule every this many iterations, so the reported
         ``n_iter`` is a multiple of it (or ``max_iter``); each test costs five passes over
         ``(B, N)`` (x before and after the step, their difference, two norms) and, on a GPU, a
-        device synchronisation. None (default): 10. The rule itself
-        (change between consecutive iterates) is the same whatever the spacing.
+        device synchronisation. None (default): 10. The rule itself (change between
+        consecutive iterates) is the same whatever the spacing.
     polish : at each check, try the exact solution on each row's current support and signs
         (:func:`lsalsa.solvers.solve_on_support`) where they have not changed since the last
         check, and keep it where it passes the lasso's KKT conditions: those rows are then

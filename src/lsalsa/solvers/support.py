@@ -20,8 +20,9 @@ def solve_on_support(
     First-order solvers often find the support long before they converge, and then crawl
     towards the optimum; this finish jumps there. On 10x10 MNIST patches 92% of the rows had
     their exact support after 30 SALSA iterations; on two-dictionary MCA mixtures (N = 2048),
-    whose atoms are far more coherent, 63% after 600. It is the subspace step of active-set methods (feature-sign search,
-    Lee et al. 2007; FPC_AS, Wen et al. 2010) used as a final polish.
+    whose atoms are far more coherent, 63% after 600. It is the subspace step of active-set
+    methods (feature-sign search, Lee et al. 2007; FPC_AS, Wen et al. 2010) used as a final
+    polish.
 
     Parameters
     ----------
