@@ -1,4 +1,6 @@
 """The exact finish on an identified support (solve_on_support) and SALSA's polished runs."""
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -107,16 +109,58 @@ def test_polish_argument_checks(single, Y64):
     assert lsalsa.salsa(single, Y64, mu=1.0, n_iter=5, polish=False).n_iter == 5
 
 
-def test_default_polishes_from_512_atoms(single, digits):
+def _wide(n_atoms, seed=1, n_features=64, alpha=0.1):
+    A = np.random.default_rng(seed).standard_normal((n_features, n_atoms))
+    return LassoProblem(A / np.linalg.norm(A, axis=0), alphas=alpha)
+
+
+def test_default_polish_rule(single, digits):
+    # polish=None: on a CPU polished up to 256 atoms (the compiled solve) and from 512 on
     Y = torch.from_numpy(digits[:5].copy())
-    small = lsalsa.salsa(single, Y, mu=0.5, tol=1e-8)
-    assert small.X.equal(lsalsa.salsa(single, Y, mu=0.5, tol=1e-8, polish=False).X)
-    rng = np.random.default_rng(1)
-    A = rng.standard_normal((64, 512))
-    wide = LassoProblem(A / np.linalg.norm(A, axis=0), alphas=0.1)
-    default = lsalsa.salsa(wide, Y, mu=0.5, tol=1e-8)
-    assert default.X.equal(lsalsa.salsa(wide, Y, mu=0.5, tol=1e-8, polish=True).X)
-    assert float(wide.kkt_violation(default.X, Y).max()) < 1e-12
+    for problem, polished in ((single, True), (_wide(300), False), (_wide(512), True)):
+        default = lsalsa.salsa(problem, Y, mu=0.5, tol=1e-8)
+        assert default.X.equal(lsalsa.salsa(problem, Y, mu=0.5, tol=1e-8, polish=polished).X)
+        if polished:
+            assert float(problem.kkt_violation(default.X, Y).max()) < 1e-12
+    assert lsalsa.salsa(single, Y, mu=0.5, tol=1e-8).n_iter < lsalsa.salsa(single, Y, mu=0.5, tol=1e-8, polish=False).n_iter
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_compiled_and_lapack_solves_agree(dtype, single, mca, Y64):
+    # the CPU's compiled row loop against batched LAPACK on the same rows: exact supports, rough
+    # values, wrong supports, empty supports, and rows above the loop's 64 atoms (sent to LAPACK)
+    from lsalsa.solvers import _support_kernel, support
+
+    assert support.cpu_kernel_available()
+    for problem in (single, mca):
+        X_star = optimum(problem, Y64)
+        U = torch.cat([X_star * 1.3, -X_star, X_star * (torch.arange(problem.n_atoms) % 3 != 0), torch.zeros_like(X_star)])
+        Y = Y64.repeat(4, 1)
+        p, Y, U = problem.to(dtype=dtype), Y.to(dtype), U.to(dtype)
+        C = Y @ p.A
+        X, ok = support.solve_on_support(p.gram, C, p.thresholds, U)
+        X_ref, ok_ref = support._solve_batched(p.gram, C, p.thresholds, U)
+        assert ok.equal(ok_ref) and ok[:20].all() and not ok[20:40].any() and not ok[40:60].all()
+        torch.testing.assert_close(X, X_ref, rtol=0, atol=1e-12 if dtype == torch.float64 else 5e-5)
+    big = _wide(300, seed=2, n_features=128, alpha=0.01)  # supports above 64 atoms: left to LAPACK
+    Yb = torch.from_numpy(np.random.default_rng(3).standard_normal((3, 128)))
+    Xb = lsalsa.salsa(big, Yb, mu=0.5, tol=1e-12, max_iter=20_000, polish=False).X
+    assert ((Xb != 0).sum(1) > _support_kernel.MAX_SUPPORT).all()
+    X, ok = support.solve_on_support(big.gram, Yb @ big.A, big.thresholds, Xb)
+    X_ref, ok_ref = support._solve_batched(big.gram, Yb @ big.A, big.thresholds, Xb)
+    assert ok.equal(ok_ref) and ok.all()
+    torch.testing.assert_close(X, X_ref, rtol=0, atol=1e-10)
+
+
+def test_lapack_polish_tries_stable_signs(single, Y64, monkeypatch):
+    # off a CPU (here: with the eager rule switched off) rows are tried once their signs held
+    salsa_module = sys.modules["lsalsa.solvers.salsa"]
+    eager = lsalsa.salsa(single, Y64, mu=0.5, tol=1e-9, polish=True)
+    monkeypatch.setattr(salsa_module, "eager_polish", lambda device, n_atoms: False)
+    stable = lsalsa.salsa(single, Y64, mu=0.5, tol=1e-9, polish=True)
+    assert stable.converged and stable.n_iter > eager.n_iter
+    torch.testing.assert_close(stable.X, eager.X, rtol=0, atol=1e-9)
+    torch.testing.assert_close(stable.X, optimum(single, Y64), rtol=0, atol=1e-9)
 
 
 def test_grouped_and_single_group_solves_agree(single, Y64):

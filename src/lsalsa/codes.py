@@ -97,9 +97,10 @@ def optimal_codes(
         on up to 32 rows spread over all of ``Y``, chosen once and used for every batch (recorded
         as ``mu_used``). Ignored by FISTA. SALSA runs over-relaxed (:func:`lsalsa.salsa`'s
         default when converging), checking its stopping rule every 10 iterations.
-    polish : SALSA's exact finish on each row's support (:func:`lsalsa.salsa`): None (default)
-        uses it from 512 atoms on; True also below, for codes certified optimal to rounding
-        where the support is found (recorded, and part of the cache key). Ignored by FISTA.
+    polish : SALSA's exact finish on each row's support (:func:`lsalsa.salsa`), for codes
+        certified optimal to rounding where the support is found: None (default) resolves as
+        ``salsa`` does (on a CPU up to 256 atoms, and from 512 on), True or False force it
+        (recorded, and part of the cache key). Ignored by FISTA.
     batch_size : rows solved together.
     cache_dir : where to store and look up codes; None computes them in memory.
     dataset_name : names the cache files (and is recorded in the metadata).
@@ -120,7 +121,7 @@ def optimal_codes(
     if solver == "salsa":
         mu = "auto" if mu is None or (isinstance(mu, str) and mu == "auto") else check_positive(mu, "mu")
         relaxation = CONVERGENT_RELAXATION
-        polish = check_polish(polish, False, problem.n_atoms)
+        polish = check_polish(polish, False, problem.n_atoms, problem.A.device)
     else:
         mu = polish = None  # FISTA has neither; keep them out of the cache key
     N = problem.n_atoms

@@ -11,7 +11,7 @@ from ..errors import LsalsaError
 from ..linalg import splitting_operator
 from ..prox import soft_threshold
 from ..problem import LassoProblem
-from .support import solve_on_support
+from .support import cpu_kernel_available, row_certifier, solve_on_support
 from ._common import Callback, SolverResult, check_check_every, check_run_args, prox_threshold, row_blocks
 
 DEFAULT_MU = 1.0
@@ -252,12 +252,14 @@ def salsa(
         device synchronisation. None (default): 10. The rule itself (change between
         consecutive iterates) is the same whatever the spacing.
     polish : at each check, try the exact solution on each row's current support and signs
-        (:func:`lsalsa.solvers.solve_on_support`) where they have not changed since the last
-        check, and keep it where it passes the lasso's KKT conditions: those rows are then
-        optimal to rounding and stop iterating. None (default): True when running to
-        convergence with at least 512 atoms, where a support solve is cheap against the
-        iterations it saves (at N = 100 it is not: it costs a row about 25 iterations);
-        not allowed with ``n_iter``.
+        (:func:`lsalsa.solvers.solve_on_support`) and keep it where it passes the lasso's KKT
+        conditions: those rows are then optimal to rounding and stop iterating. On a CPU with at
+        most 256 atoms every running row is tried (a compiled solve, about 7 iterations' worth
+        at N = 100); otherwise only rows whose signs have not changed since the last check, once
+        per sign pattern. None (default): True when running to convergence on a CPU with at
+        most 256 atoms, or with at least 512 atoms anywhere, where the solve is cheap against the
+        iterations it saves (on 10,000 MNIST 10x10 patches, to tol 2e-4, 25% less time and a
+        10x smaller objective gap); not allowed with ``n_iter``.
 
     When running to convergence each row stops on its own, at the first check where its
     relative change is below ``tol`` or its polished code is certified; the rows still
@@ -271,7 +273,7 @@ def salsa(
     Y, iters, truncated, tol = check_run_args(problem, Y, n_iter, tol, max_iter)
     relaxation = (1.0 if truncated else CONVERGENT_RELAXATION) if relaxation is None else _check_relaxation(relaxation)
     check_every = check_check_every(check_every)
-    polish = check_polish(polish, truncated, problem.n_atoms)
+    polish = check_polish(polish, truncated, problem.n_atoms, Y.device)
     with torch.no_grad():
         mu = _resolve_mu(problem, mu, Y)
         W_e, S, threshold = salsa_operators(problem, mu, method)
@@ -284,9 +286,17 @@ def salsa(
         BS = Y @ (W_e.T @ S.T)
         blocks = _blocks(BS, callback)
         B = Y @ W_e.T if polish else None  # A^T y, for the support solve only
-        finish = (lambda U, C: solve_on_support(problem.gram, C, problem.thresholds, U)) if polish else None
-        runs = [_salsa_converge(BS[r], None if B is None else B[r], S, mu, threshold, iters, tol, callback, relaxation,
-                                check_every, finish) for r in blocks]
+        eager = polish and eager_polish(Y.device, problem.n_atoms)
+        G, alphas = problem.gram, problem.thresholds
+        runs = []
+        for r in blocks:
+            if eager:  # every running row tried at every check, by the compiled row loop
+                finish, certify = None, row_certifier(G, B[r], alphas, threshold)
+            else:  # rows whose signs held since the last check, by batched LAPACK
+                finish = (lambda U, C: solve_on_support(G, C, alphas, U)) if polish else None
+                certify = None
+            runs.append(_salsa_converge(BS[r], None if B is None else B[r], S, mu, threshold, iters, tol, callback,
+                                        relaxation, check_every, finish, certify))
         U, k, changes = torch.cat([u for u, _, _ in runs]), max(k for _, k, _ in runs), torch.cat([c for _, _, c in runs])
     change = float(changes.max()) if changes.numel() else 0.0
     return SolverResult(U, k, bool((changes < tol).all()), change)
@@ -298,18 +308,30 @@ def _blocks(iterate: torch.Tensor, callback: Callback | None) -> list[slice]:
     return row_blocks(iterate) if callback is None else [slice(None)]
 
 
-# polish=None polishes from this many atoms on. A support solve costs a row about 5 us on 2
-# CPU cores (a LAPACK call per row); at N = 100 an iteration costs a row 0.2 us, so the solve
-# must save 25 iterations, and at the usual tolerances it did not (benchmarks/bench_polish.py:
-# 10,000 MNIST patches to tol 1e-4 took 0.247 s polished against 0.144 s). At N = 2048 (an
-# iteration: 34 us a row) 200 MCA mixtures to tol 1e-6 took 24.5 s polished against 74.9 s.
+# Where the support solve is cheap, polish=None polishes and every running row is tried at every
+# check. On a CPU small supports go to a compiled row loop (support._support_kernel): about 1.4 us
+# a row at N = 100 (7 iterations' worth on 2 cores), and on 10,000 MNIST patches trying all rows
+# at every check (54% of them certified at iteration 10, 84% at 20) took 87 ms against 98 ms for
+# trying only rows whose signs held since the last check, and 116 ms unpolished. Elsewhere
+# (torch's batched LAPACK, 5.5 us a row at N = 100) only such stable rows are tried, once per
+# sign pattern, and polish=None polishes from 512 atoms on: at N = 100 LAPACK's polish cost more
+# than it saved, while at N = 2048 (an iteration: 34 us a row) 200 MCA mixtures to tol 1e-6 took
+# 24.5 s polished against 74.9 s.
 _POLISH_MIN_ATOMS = 512
+_EAGER_MAX_ATOMS = 256  # on a CPU with more atoms, supports mostly exceed the kernel's 64
 
 
-def check_polish(polish: Any, truncated: bool, n_atoms: int) -> bool:
-    """``polish`` of :func:`salsa` resolved: None means True when converging with >= 512 atoms."""
+def eager_polish(device: torch.device, n_atoms: int) -> bool:
+    """Whether the support solve is cheap enough to try every running row at every check."""
+    return device.type == "cpu" and n_atoms <= _EAGER_MAX_ATOMS and cpu_kernel_available()
+
+
+def check_polish(polish: Any, truncated: bool, n_atoms: int, device: torch.device | None = None) -> bool:
+    """``polish`` of :func:`salsa` resolved: None means True when converging, on a CPU with at
+    most 256 atoms (see :func:`eager_polish`) or anywhere with at least 512."""
     if polish is None:
-        return not truncated and n_atoms >= _POLISH_MIN_ATOMS
+        cheap = device is not None and eager_polish(device, n_atoms)
+        return not truncated and (cheap or n_atoms >= _POLISH_MIN_ATOMS)
     if not isinstance(polish, bool):
         raise LsalsaError(f"polish: expected True, False or None, got {polish!r}")
     if polish and truncated:
@@ -427,15 +449,18 @@ def _salsa_converge(
     relaxation: float,
     check_every: int,
     finish: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None,
+    certify: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, int, torch.Tensor]:
     """:func:`_salsa_loop` run to convergence, row by row.
 
     Every ``check_every`` iterations each running row is tested: it stops when its relative
-    change is below ``tol``, or when ``finish(U, C)`` (:func:`solve_on_support`) certifies an
-    exact code for it; ``finish`` is only tried on rows whose signs (support included) are the
-    same as at the previous check, and once per sign pattern. Stopped rows leave the batch, so
-    the iterations get cheaper as rows converge. ``BS: (B, N)`` is ``S A^T y``, ``B: (B, N)``
-    ``A^T y`` (read by ``finish`` only; None without it).
+    change is below ``tol``, or when an exact code for it is certified: by ``certify(V, rows,
+    out, last)`` (:func:`lsalsa.solvers.support.row_certifier`), tried on every running row whose
+    signs are not those of its last failed try, or by
+    ``finish(U, C)`` (:func:`solve_on_support`), tried only on rows whose signs (support
+    included) are the same as at the previous check, and once per sign pattern. Stopped rows leave the batch, so the iterations get cheaper as rows converge.
+    ``BS: (B, N)`` is ``S A^T y``, ``B: (B, N)`` ``A^T y`` (read by ``finish`` only; None
+    without it).
 
     Returns ``(U, k, changes)`` with each row's last relative change ``(B,)``.
     """
@@ -447,6 +472,7 @@ def _salsa_converge(
     # gap instead of 45 from x = A^T y (no extra work: the product S A^T y is formed anyway)
     it = _Iteration(BS, BS, S, mu, threshold, relaxation)
     signs = tried = None
+    last = torch.zeros(n, dtype=torch.int64)  # certify's hash of each row's last tried sign pattern
     k = 0
     for k in range(1, max_iter + 1):
         if not rows.numel():
@@ -460,31 +486,32 @@ def _salsa_converge(
             change = it.row_change()
             done = change < tol
             U = None  # without finish only the rows that stop are read out
-            if finish is not None:
+            written = None  # rows whose code certify has written to out already
+            if certify is not None:
+                written = certify(it.V, rows, out, last)
+                change[written], done[written] = 0.0, True
+            elif finish is not None:
                 U = it.readout()
                 new_signs = torch.sign(U).to(torch.int8)
-                if signs is not None:
-                    stable = (new_signs == signs).all(dim=1)
-                    trial = torch.nonzero(stable & ~tried & ~done).flatten()
-                    if trial.numel():
-                        Xf, ok = finish(U[trial], B[rows[trial]])
-                        hit = trial[ok]
-                        U[hit], change[hit], done[hit] = Xf[ok], 0.0, True
-                    tried = stable  # a pattern is tried once while it lasts; a change re-arms it
-                else:
-                    tried = torch.zeros_like(done)
-                signs = new_signs
+                stable = torch.zeros_like(done) if signs is None else (new_signs == signs).all(dim=1)
+                trial = torch.nonzero(stable & ~done if tried is None else stable & ~tried & ~done).flatten()
+                tried, signs = stable, new_signs  # a pattern is tried once while it lasts; a change re-arms it
+                if trial.numel():
+                    Xf, ok = finish(U[trial], B[rows[trial]])
+                    hit = trial[ok]
+                    U[hit], change[hit], done[hit] = Xf[ok], 0.0, True
             changes[rows] = change
             if k == max_iter:
                 done[:] = True
             if done.any():
-                stop = torch.nonzero(done).flatten()
+                stop = torch.nonzero(done if written is None else done & ~written).flatten()
                 out[rows[stop]] = it.readout(stop) if U is None else U[stop]
                 keep = torch.nonzero(~done).flatten()
                 rows = rows[keep]
                 it.keep(keep)
-                if finish is not None:
+                if signs is not None:
                     signs, tried = signs[keep], tried[keep]
+                last = last[keep]
         if callback is not None:
             current = out.clone()
             current[rows] = it.readout()
