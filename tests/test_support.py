@@ -1,4 +1,5 @@
 """The exact finish on an identified support (solve_on_support) and SALSA's polished runs."""
+import math
 import sys
 
 import numpy as np
@@ -89,16 +90,24 @@ def test_rows_stop_on_their_own(single, Y64):
         torch.testing.assert_close(batch.X[i : i + 1], alone.X, rtol=0, atol=1e-12)
 
 
-def test_callback_sees_every_row_and_can_stop(single, Y64):
+@pytest.mark.parametrize("stop_at", [7, 25])
+def test_callback_sees_every_row_and_can_stop(single, Y64, stop_at):
+    # stopped before the first check (7), or never asked to stop because every row was
+    # certified at a check (the run ends there, before 25)
     seen = []
 
     def cb(k, U):
         seen.append(U.shape)
-        return k == 25
+        return k == stop_at
 
     res = lsalsa.salsa(single, Y64, mu=0.5, tol=1e-12, callback=cb, polish=True)
-    assert res.n_iter == 25 and set(seen) == {tuple(Y64.shape[:1]) + (single.n_atoms,)}
+    assert set(seen) == {tuple(Y64.shape[:1]) + (single.n_atoms,)}
     assert res.X.shape == (Y64.shape[0], single.n_atoms) and torch.isfinite(res.X).all()
+    if stop_at == 7:
+        assert res.n_iter == 7 and len(seen) == 7
+    else:
+        assert res.n_iter == len(seen) < 25 and res.converged
+        assert float(single.kkt_violation(res.X, Y64).max()) < 1e-12
 
 
 def test_polish_argument_checks(single, Y64):
@@ -179,3 +188,25 @@ def test_grouped_and_single_group_solves_agree(single, Y64):
     X_one, ok_one = finish(single, Y[:200], U[:200])
     assert ok_grouped[:200].equal(ok_one) and ok_one.any() and not ok_one.all()
     torch.testing.assert_close(X_grouped[:200], X_one, rtol=0, atol=1e-12)
+
+
+def test_active_set_steps_repair_a_nearly_right_support(single, Y64):
+    # SALSA's finish on a CPU: from a support one atom short, a correction step adds it back
+    from lsalsa.solvers import support
+
+    X_star = optimum(single, Y64)
+    U = X_star.clone()
+    for i in range(3):
+        U[i, int(torch.nonzero(U[i]).flatten()[-1])] = 0.0  # each of rows 0-2 one atom short
+    n = U.shape[0]
+    C = Y64 @ single.A
+    for steps in (0, 4):
+        certify = support.row_certifier(single.gram, C, single.thresholds, 0.0, steps)  # codes = soft(U; 0) = U
+        out, last = torch.full_like(U, math.nan), torch.zeros(n, dtype=torch.int64)
+        ok = certify(U, torch.arange(n), out, last)
+        assert ok.all() if steps else ok[3:].all() and not ok[:3].any()
+        torch.testing.assert_close(out[ok], X_star[ok], rtol=0, atol=1e-9)
+        assert out[~ok].isnan().all()  # rows not certified are left alone
+        # the same sign patterns again are not tried again
+        again = certify(U, torch.arange(n), out, last)
+        assert not again.any()
