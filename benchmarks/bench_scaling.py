@@ -3,8 +3,9 @@
 B-scaling (N = M = 100, the patch10 problem of ``bench_solvers.py``: MNIST 10x10 patches, a
 learned 100-atom dictionary, alpha = 0.15): optimal codes for B signals with the defaults,
 ``salsa(problem, Y, tol=1e-6)`` (mu="auto", over-relaxed, each row stopping on its own at a
-check every 10 iterations; "iters" is the longest row's), float32, time per signal; the same with mu fixed beforehand (the trial that picks
-mu excluded: what coding many small batches costs once mu is known); scikit-learn's lasso_cd
+check every 10 iterations, polished there: the CPU default up to 256 atoms; "iters" is the
+longest row's), float32, time per signal; the same with mu fixed beforehand (the trial that
+picks mu excluded: what coding many small batches costs once mu is known); scikit-learn's lasso_cd
 (``sparse_encode``, float64, n_jobs=2 from B = 1000 on) for B <= 10,000.
 
 N-scaling (M = 1024, 32x32 MNIST + natural-photo mixtures as in ``bench_solvers.py``'s mca32,

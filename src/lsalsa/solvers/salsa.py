@@ -460,11 +460,11 @@ def _salsa_converge(
     Every ``check_every`` iterations each running row is tested: it stops when its relative
     change is below ``tol``, or when an exact code for it is certified: by ``certify(V, rows,
     out, last)`` (:func:`lsalsa.solvers.support.row_certifier`), tried on every running row whose
-    signs are not those of its last failed try, or by
-    ``finish(U, C)`` (:func:`solve_on_support`), tried only on rows whose signs (support
-    included) are the same as at the previous check, and once per sign pattern. Stopped rows leave the batch, so the iterations get cheaper as rows converge.
-    ``BS: (B, N)`` is ``S A^T y``, ``B: (B, N)`` ``A^T y`` (read by ``finish`` only; None
-    without it).
+    signs are not those of its last failed try, or by ``finish(U, C)``
+    (:func:`solve_on_support`), tried only on rows whose signs (support included) are the same
+    as at the previous check, and once per sign pattern. Stopped rows leave the batch, so the
+    iterations get cheaper as rows converge. ``BS: (B, N)`` is ``S A^T y``, ``B: (B, N)``
+    ``A^T y`` (read by ``finish`` only; None without it).
 
     Returns ``(U, k, changes)`` with each row's last relative change ``(B,)``.
     """
@@ -476,7 +476,8 @@ def _salsa_converge(
     # gap instead of 45 from x = A^T y (no extra work: the product S A^T y is formed anyway)
     it = _Iteration(BS, BS, S, mu, threshold, relaxation)
     signs = tried = None
-    last = torch.zeros(n, dtype=torch.int64)  # certify's hash of each row's last tried sign pattern
+    # certify's hash of each row's last tried sign pattern (certify runs on CPU tensors only)
+    last = torch.zeros(n, dtype=torch.int64) if certify is not None else None
     k = 0
     for k in range(1, max_iter + 1):
         if not rows.numel():
@@ -515,7 +516,8 @@ def _salsa_converge(
                 it.keep(keep)
                 if signs is not None:
                     signs, tried = signs[keep], tried[keep]
-                last = last[keep]
+                if last is not None:
+                    last = last[keep]
         if callback is not None:
             current = out.clone()
             current[rows] = it.readout()
