@@ -288,15 +288,13 @@ def salsa(
         BS = Y @ (W_e.T @ S.T)
         blocks = _blocks(BS, callback)
         B = Y @ W_e.T if polish else None  # A^T y, for the support solve only
+        # the polish: every running row tried at every check by the compiled row loop, with
+        # corrections (eager), or rows whose signs held since the last check by batched LAPACK
         eager = polish and eager_polish(Y.device, problem.n_atoms)
-        G, alphas = problem.gram, problem.thresholds
+        finish = (lambda U, C: solve_on_support(problem.gram, C, problem.thresholds, U)) if polish and not eager else None
         runs = []
         for r in blocks:
-            if eager:  # every running row tried at every check, by the compiled row loop, with corrections
-                finish, certify = None, row_certifier(G, B[r], alphas, threshold, _POLISH_STEPS)
-            else:  # rows whose signs held since the last check, by batched LAPACK
-                finish = (lambda U, C: solve_on_support(G, C, alphas, U)) if polish else None
-                certify = None
+            certify = row_certifier(problem.gram, B[r], problem.thresholds, threshold, _POLISH_STEPS) if eager else None
             runs.append(_salsa_converge(BS[r], None if B is None else B[r], S, mu, threshold, iters, tol, callback,
                                         relaxation, check_every, finish, certify))
         U, k, changes = torch.cat([u for u, _, _ in runs]), max(k for _, k, _ in runs), torch.cat([c for _, _, c in runs])
@@ -330,12 +328,11 @@ def eager_polish(device: torch.device, n_atoms: int) -> bool:
     return device.type == "cpu" and n_atoms <= _EAGER_MAX_ATOMS and cpu_kernel_available()
 
 
-def check_polish(polish: Any, truncated: bool, n_atoms: int, device: torch.device | None = None) -> bool:
+def check_polish(polish: Any, truncated: bool, n_atoms: int, device: torch.device) -> bool:
     """``polish`` of :func:`salsa` resolved: None means True when converging, on a CPU with at
     most 256 atoms (see :func:`eager_polish`) or anywhere with at least 512."""
     if polish is None:
-        cheap = device is not None and eager_polish(device, n_atoms)
-        return not truncated and (cheap or n_atoms >= _POLISH_MIN_ATOMS)
+        return not truncated and (eager_polish(device, n_atoms) or n_atoms >= _POLISH_MIN_ATOMS)
     if not isinstance(polish, bool):
         raise LsalsaError(f"polish: expected True, False or None, got {polish!r}")
     if polish and truncated:
