@@ -118,10 +118,13 @@ def timed_result(fn, repeats):
     call the start-up effects a warm-up removes are lost in the noise)."""
     t0 = time.perf_counter()
     result = fn()
-    seconds = time.perf_counter() - t0
-    if repeats > 1 and seconds < 1.0:
-        seconds = median_time(fn, repeats=repeats, warmup=0)
-    return result, seconds
+    return result, retimed(fn, time.perf_counter() - t0, repeats)
+
+
+def retimed(fn, seconds, repeats):
+    """``seconds``, the time of a call of ``fn`` just made, or the median of ``repeats`` fresh
+    calls when there are more than one and that call took under a second (see timed_result)."""
+    return median_time(fn, repeats=repeats, warmup=0) if repeats > 1 and seconds < 1.0 else seconds
 
 
 def _rescaled(problem64):
@@ -223,8 +226,7 @@ def bench(name, problem, Y, lars_subset, repeats, mu_grid=MU_GRID, cd_max_iter=1
     if tol is None:
         rows.append([name, label, Y.shape[0], f"gap > target at tol={tol_ladder[-1]:g}", "-", "-", "-"])
     else:
-        if repeats > 1 and t < 1.0:  # as timed_result: the ladder's call was the warm-up
-            t = median_time(lambda: lsalsa.salsa(problem32, Y32, tol=tol, max_iter=max_iter), repeats=repeats, warmup=0)
+        t = retimed(lambda: lsalsa.salsa(problem32, Y32, tol=tol, max_iter=max_iter), t, repeats)  # the ladder's call: warm-up
         ours[label] = t / Y.shape[0]
         rows.append([name, label, Y.shape[0], f"{res.n_iter} (longest row)", f"{t:.3f}", f"{ours[label] * 1e6:.1f}",
                      f"{relative_gap(problem64, res.X, Y64, f_star):.1e}"])

@@ -472,7 +472,7 @@ def _salsa_converge(
     # from x = S A^T y, the x-update of u = d = 0: on 10,000 MNIST patches 42 iterations to a 1e-6
     # gap instead of 45 from x = A^T y (no extra work: the product S A^T y is formed anyway)
     it = _Iteration(BS, BS, S, mu, threshold, relaxation)
-    signs = tried = None
+    signs, tried = None, torch.zeros(n, dtype=torch.bool, device=BS.device)  # finish's sign patterns
     # certify's hash of each row's last tried sign pattern (certify runs on CPU tensors only)
     last = torch.zeros(n, dtype=torch.int64) if certify is not None else None
     k = 0
@@ -496,7 +496,7 @@ def _salsa_converge(
                 U = it.readout()
                 new_signs = torch.sign(U).to(torch.int8)
                 stable = torch.zeros_like(done) if signs is None else (new_signs == signs).all(dim=1)
-                trial = torch.nonzero(stable & ~done if tried is None else stable & ~tried & ~done).flatten()
+                trial = torch.nonzero(stable & ~tried & ~done).flatten()
                 tried, signs = stable, new_signs  # a pattern is tried once while it lasts; a change re-arms it
                 if trial.numel():
                     Xf, ok = finish(U[trial], B[rows[trial]])
@@ -511,8 +511,9 @@ def _salsa_converge(
                 keep = torch.nonzero(~done).flatten()
                 rows = rows[keep]
                 it.keep(keep)
+                tried = tried[keep]
                 if signs is not None:
-                    signs, tried = signs[keep], tried[keep]
+                    signs = signs[keep]
                 if last is not None:
                     last = last[keep]
         if callback is not None:
