@@ -5,8 +5,8 @@ method that computes codes (a trained LISTA / LSALSA encoder, or a solver run fo
 of iterations), the patch size, and the normalisation of pixels used in training, so that a
 model file can be handed to a colleague and applied to their images as it was trained.
 
-Files are written atomically and read with ``torch.load(weights_only=True)``: loading a model
-never runs code from it.
+Files are written atomically and read with ``torch.load(weights_only=True)``
+(:mod:`lsalsa.files`): loading a model never runs code from it.
 """
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ from torch import nn
 
 from ._validation import check_positive_int
 from .encoders import ENCODERS
-from .encoders.io import FORMAT_VERSION, atomic_save, build_encoder, encoder_record, read_file
+from .encoders.io import build_encoder, encoder_record
 from .errors import LsalsaError
+from .files import FORMAT_VERSION, read_torch, save_torch
 from .problem import LassoProblem
 from .solvers import SOLVERS
 
@@ -120,7 +121,7 @@ def save_model(model: SeparationModel, path: str | os.PathLike) -> None:
     if not isinstance(model, SeparationModel):
         raise LsalsaError(f"model: expected a SeparationModel, got {type(model).__name__}")
     p = model.problem
-    atomic_save({
+    save_torch({
         "format": MODEL_FORMAT, "version": FORMAT_VERSION,
         "method": model.method, "patch_size": model.patch_size,
         "input_scale": float(model.input_scale),
@@ -137,7 +138,7 @@ def load_model(path: str | os.PathLike, *, device: Any = None) -> SeparationMode
     Raises :class:`LsalsaError` naming the file and what is wrong: missing, truncated or
     foreign file, missing fields, dictionaries that do not match the patch size or the encoder.
     """
-    obj = read_file(path, MODEL_FORMAT)
+    obj = read_torch(path, MODEL_FORMAT)
     try:
         dicts = obj["dictionaries"]
         if not isinstance(dicts, Sequence) or not dicts or not all(isinstance(A, torch.Tensor) for A in dicts):
