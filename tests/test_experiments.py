@@ -134,7 +134,7 @@ def test_resume_recomputes_only_what_is_missing(sc_run, monkeypatch):
     (sc_run / "results" / "lsalsa_T2.json").unlink()
     before = (sc_run / "results" / "fista_T1.json").read_text()
     calls = []
-    import lsalsa.experiments.runner as runner
+    import lsalsa.experiments.evaluate as runner
     real = runner._search
     monkeypatch.setattr(runner, "_search", lambda c, m, *a: calls.append(m) or real(c, m, *a))
     assert main(["report", str(sc_run)]) == 0  # the report step runs every earlier step first
@@ -146,7 +146,7 @@ def test_resume_recomputes_only_what_is_missing(sc_run, monkeypatch):
 def test_interrupted_run_resumes(tmp_path, monkeypatch, capsys):
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(TINY_SC.replace('names = ["fista", "salsa", "lista", "lsalsa"]', 'names = ["fista", "lsalsa"]'))
-    import lsalsa.experiments.runner as runner
+    import lsalsa.experiments.evaluate as runner
     real = runner.evaluate_codes
     n = {"calls": 0}
 
@@ -187,7 +187,7 @@ def test_timing_excludes_metrics(sc_run, tmp_path, monkeypatch):
     # a metric that takes 0.3 s must not show in the measured inference time
     import time as _time
 
-    import lsalsa.experiments.runner as runner
+    import lsalsa.experiments.evaluate as runner
     real = runner.evaluate_codes
     monkeypatch.setattr(runner, "evaluate_codes", lambda *a, **k: (_time.sleep(0.3), real(*a, **k))[1])
     cfg = tmp_path / "t.toml"

@@ -20,15 +20,13 @@ import torch
 from torch import nn
 
 from ._validation import check_positive_int
-from .encoders import ENCODERS
 from .encoders.io import build_encoder, encoder_record
 from .errors import LsalsaError
 from .files import FORMAT_VERSION, read_torch, save_torch
+from .methods import METHODS
 from .problem import LassoProblem
-from .solvers import SOLVERS
 
 MODEL_FORMAT = "lsalsa-model"
-METHODS = tuple(ENCODERS) + tuple(SOLVERS)
 
 
 @dataclass
@@ -73,10 +71,8 @@ class SeparationModel:
         """Codes ``X: (B, N)`` of signals ``Y: (B, M)`` in model units, by the model's method."""
         if self.encoder is not None:
             return self.encoder.encode(Y)
-        kw = {"mu": self.mu} if self.method == "salsa" and self.mu is not None else {}
-        if self.n_iter is None:
-            kw.update(tol=1e-6, max_iter=10_000)
-        return SOLVERS[self.method](self.problem, Y, n_iter=self.n_iter, **kw).X
+        kw = {"tol": 1e-6, "max_iter": 10_000} if self.n_iter is None else {}
+        return METHODS[self.method].solve(self.problem, Y, n_iter=self.n_iter, mu=self.mu, **kw).X
 
     def to(self, device: Any) -> "SeparationModel":
         """The same model with its tensors on ``device``."""
@@ -101,10 +97,11 @@ def _check_model(m: SeparationModel, where: str) -> None:
     m.names = tuple(str(n) for n in m.names) or tuple(f"source {i + 1}" for i in range(D))
     if len(m.names) != D:
         raise LsalsaError(f"{where}: {len(m.names)} source names for {D} dictionaries")
-    if m.method in ENCODERS:
+    method = METHODS[m.method]
+    if method.learned:
         enc = m.encoder
-        if enc is None or type(enc) is not ENCODERS[m.method]:
-            raise LsalsaError(f"{where}: method {m.method!r} needs a trained {ENCODERS[m.method].__name__} encoder, "
+        if enc is None or type(enc) is not method.encoder:
+            raise LsalsaError(f"{where}: method {m.method!r} needs a trained {method.encoder.__name__} encoder, "
                               f"got {type(enc).__name__}")
         if enc.n_features != m.problem.n_features or tuple(enc.dict_sizes) != tuple(m.problem.dict_sizes):
             raise LsalsaError(f"{where}: the encoder codes {enc.n_features}-pixel signals with dictionaries of sizes "

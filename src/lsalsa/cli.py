@@ -5,7 +5,6 @@ Errors in configs, paths and values end the command with a one-line message and 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -43,16 +42,18 @@ def _print_rows(rows: list[dict]) -> None:
 
 
 def _cmd_demo(args) -> int:
+    from .files import read_json
+
     for name in DEMO_CONFIGS:
         _run_config(name, args.set, str(Path(args.out) / name), "report", args.progress)
     mca = Path(args.out) / "demo_mca"
-    sep = json.loads((mca / "results" / "separation.json").read_text())
+    sep = read_json(mca / "results" / "separation.json")
     _log("whole-picture separation (MNIST test digits over a held-out photo), PSNR [dB]:")
     for r in sep:
         _log(f"  {r['method']:>6s} T={r['T']:<3d} digits {r['psnr_digits']:6.2f}  photo {r['psnr_photo']:6.2f}  "
              f"({r['time_s']:.3f} s)")
     T = max(r["T"] for r in sep)
-    stride = json.loads((mca / "config.json").read_text())["separation"]["stride"]
+    stride = read_json(mca / "config.json")["separation"]["stride"]
     _log(f"separate your own picture: lsalsa separate {mca / 'separation' / 'mixture.png'} "
          f"--model {mca / 'models' / f'lsalsa_T{T}.model'}{f' --stride {stride}' if stride else ''} --out separated/")
     _log(f"demo finished: open {Path(args.out) / 'demo' / 'report.html'} and {mca / 'report.html'}")
@@ -95,15 +96,13 @@ def _cmd_step(until: str):
 
 def _cmd_report(args) -> int:
     from .experiments import config_from_dict, run_experiment
+    from .files import read_json
 
     run_dir = Path(args.run_dir)
     cfg = run_dir / "config.json"
     if not cfg.is_file():
         raise LsalsaError(f"{run_dir}: not a run directory (no config.json)")
-    try:
-        config = config_from_dict(json.loads(cfg.read_text()))
-    except json.JSONDecodeError as exc:
-        raise LsalsaError(f"{cfg}: invalid JSON ({exc})") from None
+    config = config_from_dict(read_json(cfg))
     run_experiment(config, run_dir, until="report", progress=args.progress, log=_log)
     _log(f"report: {run_dir / 'report.html'}")
     return 0

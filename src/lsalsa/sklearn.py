@@ -1,25 +1,21 @@
 """scikit-learn estimators: learned sparse coders (LSALSA, LISTA) as pipeline transformers.
 
 ``LSALSACoder`` and ``LISTACoder`` wrap the library's whole recipe in ``fit``: learn a dictionary
-(Eq. 5) unless one is given, compute the optimal codes of the training signals (Eq. 4) with FISTA
-or SALSA run to convergence, and train the unrolled encoder (Alg. 3/4, or LISTA) to predict them
-(Eq. 15). ``transform`` then runs the trained encoder: a fixed number of layers, so a fast and
-differentiable approximation of the lasso codes, usable in a ``Pipeline`` in front of a classifier.
+(Eq. 5) unless one is given, then :func:`lsalsa.pipeline.fit_encoder`: the optimal codes of the
+training signals (Eq. 4) and the unrolled encoder (Alg. 3/4, or LISTA) trained to predict them
+(Eq. 15). ``transform`` runs the trained encoder: a fixed number of layers, a fast and
+differentiable approximation of the lasso codes, usable in a ``Pipeline``.
 
-Conventions differ between the two worlds, and these estimators speak scikit-learn's:
-
-* scikit-learn stores a dictionary as rows, ``components_: (n_atoms, n_features)``; the paper and
-  the rest of lsalsa store atoms as columns, ``A: (M, N) = components_.T``.
-* scikit-learn calls the signals ``X`` (rows are samples); they are the paper's ``Y: (B, M)``,
-  and what ``transform`` returns are the paper's codes ``X: (B, N)``.
-
-Both estimators use one dictionary (a plain lasso, Eq. 4). Source separation with several
-dictionaries and one alpha each (MCA, Eq. 6) needs the library API:
-``LassoProblem.from_dictionaries`` with :class:`lsalsa.LSALSA` and :func:`lsalsa.train_encoder`.
+The estimators speak scikit-learn's conventions: a dictionary is stored as rows,
+``components_: (n_atoms, n_features)`` (the paper's ``A: (M, N) = components_.T``), and the
+signals scikit-learn calls ``X`` are the paper's ``Y: (B, M)``; ``transform`` returns the paper's
+codes ``X: (B, N)``. One dictionary (a plain lasso, Eq. 4): source separation with several (MCA,
+Eq. 6) needs the library API (``LassoProblem.from_dictionaries``, :func:`lsalsa.train_encoder`).
 """
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,14 +27,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._validation import check_nonneg_float, check_nonneg_int, check_positive, check_positive_int
 from .codes import SOLVERS as CODE_SOLVERS
-from .codes import optimal_codes
 from .dictionary import learn_dictionary
-from .encoders import LISTA, LSALSA
-from .encoders._base import LEARN_THRESHOLDS
 from .errors import LsalsaError
+from .pipeline import fit_encoder
 from .problem import LassoProblem
 from .solvers.salsa import DEFAULT_MU
-from .train import OPTIMIZERS, TrainConfig, train_encoder
+from .train import TrainConfig
 
 __all__ = ["LSALSACoder", "LISTACoder"]
 
@@ -50,10 +44,8 @@ def _torch_dtype(dtype: Any) -> torch.dtype | None:
     """The parameter ``dtype`` as a torch dtype (None: follow the input)."""
     if dtype is None:
         return None
-    if isinstance(dtype, torch.dtype) and dtype in _DTYPES.values():
-        return dtype
     try:
-        name = np.dtype(dtype).name
+        name = str(dtype).removeprefix("torch.") if isinstance(dtype, torch.dtype) else np.dtype(dtype).name
     except TypeError:
         name = None
     if name not in _DTYPES:
@@ -61,11 +53,44 @@ def _torch_dtype(dtype: Any) -> torch.dtype | None:
     return _DTYPES[name]
 
 
+@dataclass(kw_only=True, repr=False, eq=False)
 class _UnrolledCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
-    """What both coders share: validation, dictionary, optimal codes, training, transform.
+    """What both coders share: parameters, dictionary, the fit recipe, transform.
 
-    Subclasses list their arguments in ``__init__`` and implement ``_build_encoder``.
+    The parameters are dataclass fields, listed once: scikit-learn reads them from the signature
+    of ``__init__``, which the dataclass writes. They are checked in ``fit``: the training
+    settings by :class:`lsalsa.TrainConfig`, the encoder's by the encoder, the rest here.
+    Subclasses name their method of :data:`lsalsa.methods.METHODS` in ``_method`` and add or
+    re-default fields.
     """
+
+    _method = ""  # a class attribute, not a parameter: no annotation
+
+    # checked by _check_params
+    n_atoms: int | None = field(default=None, kw_only=False)
+    alpha: float = 0.1
+    dictionary: Any = None
+    dict_epochs: int = 10
+    dict_batch_size: int = 256
+    dict_lr: float = 3.0
+    solver: str = "salsa"
+    solver_tol: float = 1e-5
+    solver_max_iter: int = 10_000
+    epochs: int = 20
+    dtype: Any = "float32"
+    device: Any = None
+    random_state: Any = None
+    verbose: bool = False
+    # checked by the encoder
+    n_layers: int = 5
+    tied: bool = True
+    learn_thresholds: str | None = None
+    # checked by TrainConfig
+    batch_size: int = 100
+    lr: float = 1e-3
+    lr_decay: float = 1.0
+    optimizer: str = "adam"
+    rel_tol: float = 1e-6
 
     # ---- fitting ---------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> "_UnrolledCoder":
@@ -81,62 +106,34 @@ class _UnrolledCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         -------
         self
         """
-        params = self._check_params()
-        dtype = params["dtype"]
-        X = self._validate(X, reset=True, dtype=dtype)
-        torch_dtype = _DTYPES[X.dtype.name]
-        device = params["device"]
-        Y = self._to_tensor(X, torch_dtype, device)
-        seed = params["seed"]
-
-        if self.dictionary is None:
-            n_atoms = X.shape[1] if self.n_atoms is None else params["n_atoms"]
-            # init="data" draws atoms from the non-zero signals; with fewer of them than atoms
-            # (tiny data sets), Gaussian atoms are the only choice that exists.
-            n_nonzero = int((torch.linalg.vector_norm(Y, dim=1) > 0).sum())
-            A, dict_history = learn_dictionary(
-                Y, n_atoms, params["alpha"], n_epochs=params["dict_epochs"],
-                batch_size=params["dict_batch_size"], lr=params["dict_lr"], seed=seed,
-                init="data" if n_nonzero >= n_atoms else "random", progress=bool(self.verbose),
-                return_history=True,
-            )
-        else:
-            A = self._check_dictionary(X.shape[1], torch_dtype, device)
-            dict_history = None
-        problem = LassoProblem(A, params["alpha"])
-        encoder = self._build_encoder(problem, params)
-
-        history = None
-        if params["epochs"] > 0:
-            X_star = optimal_codes(
-                problem, X, solver=params["solver"], tol=params["solver_tol"],
-                max_iter=params["solver_max_iter"], mu=params.get("mu"),
-                progress=bool(self.verbose),
-            )
-            config = TrainConfig(
-                epochs=params["epochs"], batch_size=params["batch_size"], lr=params["lr"],
-                lr_decay=params["lr_decay"], optimizer=params["optimizer"], rel_tol=params["rel_tol"],
-                seed=seed,
-            )
-            history = train_encoder(encoder, Y, torch.from_numpy(X_star).to(device), config,
-                                    progress=bool(self.verbose))
-        encoder.eval()
-
-        self.problem_ = problem
-        self.encoder_ = encoder
+        own = self._check_params()
+        epochs = own["epochs"]
+        # Built for epochs=0 too (as one epoch, then unused), so that every setting is checked
+        # before anything is computed.
+        train = TrainConfig(epochs=max(epochs, 1), batch_size=self.batch_size, lr=self.lr,
+                            lr_decay=self.lr_decay, optimizer=self.optimizer, rel_tol=self.rel_tol,
+                            seed=own["seed"])
+        X = self._validate(X, reset=True, dtype=own["dtype"])
+        Y = self._to_tensor(X, _DTYPES[X.dtype.name], own["device"])
+        A, dict_history = self._dictionary(Y, own)
+        problem = LassoProblem(A, own["alpha"])
+        mu = getattr(self, "mu", None)  # LSALSACoder's penalty, also for SALSA's optimal codes
+        codes = {"solver": own["solver"], "tol": own["solver_tol"], "max_iter": own["solver_max_iter"], "mu": mu}
+        encoder, history = fit_encoder(self._method, problem, self.n_layers, Y, train if epochs else None,
+                                       codes=codes, mu=mu, progress=bool(self.verbose), tied=self.tied,
+                                       learn_thresholds=self.learn_thresholds)
+        self.problem_, self.encoder_, self.n_atoms_ = problem, encoder, problem.n_atoms
         self.components_ = problem.A.T.detach().cpu().numpy().copy()
-        self.n_atoms_ = problem.n_atoms
-        self.history_ = history
-        self.dictionary_history_ = dict_history
+        self.history_, self.dictionary_history_ = history, dict_history
         return self
 
     def _check_params(self) -> dict[str, Any]:
-        """Validate the constructor's arguments (scikit-learn validates in fit, not __init__)."""
+        """The arguments no library object downstream checks under the estimator's names
+        (scikit-learn validates in fit, not __init__)."""
         p: dict[str, Any] = {}
         if self.n_atoms is not None:
             p["n_atoms"] = check_positive_int(self.n_atoms, "n_atoms")
         p["alpha"] = check_nonneg_float(self.alpha, "alpha")
-        p["n_layers"] = check_positive_int(self.n_layers, "n_layers")
         p["dict_epochs"] = check_nonneg_int(self.dict_epochs, "dict_epochs")
         p["dict_batch_size"] = check_positive_int(self.dict_batch_size, "dict_batch_size")
         p["dict_lr"] = check_positive(self.dict_lr, "dict_lr")
@@ -145,35 +142,14 @@ class _UnrolledCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         p["solver"] = self.solver
         p["solver_tol"] = check_positive(self.solver_tol, "solver_tol")
         p["solver_max_iter"] = check_positive_int(self.solver_max_iter, "solver_max_iter")
-        p["epochs"] = check_nonneg_int(self.epochs, "epochs")
-        p["batch_size"] = check_positive_int(self.batch_size, "batch_size")
-        p["lr"] = check_positive(self.lr, "lr")
-        p["lr_decay"] = check_positive(self.lr_decay, "lr_decay")
-        if p["lr_decay"] > 1:
-            raise LsalsaError(f"lr_decay: expected 0 < lr_decay <= 1, got {self.lr_decay!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise LsalsaError(f"optimizer: expected one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
-        p["optimizer"] = self.optimizer
-        p["rel_tol"] = 0.0 if self.rel_tol == 0 else check_positive(self.rel_tol, "rel_tol")
-        if not isinstance(self.tied, bool):
-            raise LsalsaError(f"tied: expected True or False, got {self.tied!r}")
-        if self.learn_thresholds not in LEARN_THRESHOLDS:
-            raise LsalsaError(
-                f"learn_thresholds: expected one of {list(LEARN_THRESHOLDS)}, got {self.learn_thresholds!r}"
-            )
-        p["tied"], p["learn_thresholds"] = self.tied, self.learn_thresholds
+        p["epochs"] = check_nonneg_int(self.epochs, "epochs")  # 0: no training (TrainConfig needs >= 1)
         p["dtype"] = _torch_dtype(self.dtype)
         try:
             p["device"] = torch.device("cpu" if self.device is None else self.device)
         except (RuntimeError, TypeError) as exc:
             raise LsalsaError(f"device: expected a torch device such as 'cpu' or 'cuda', got {self.device!r}") from exc
         p["seed"] = self._seed()
-        p.update(self._encoder_params())
         return p
-
-    def _encoder_params(self) -> dict[str, Any]:
-        """The subclass's own validated arguments."""
-        return {}
 
     def _seed(self) -> int:
         """An int ``random_state`` is the library's seed itself; None or a RandomState draws one."""
@@ -185,6 +161,20 @@ class _UnrolledCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         if rs is None or isinstance(rs, np.random.RandomState):
             return int(check_random_state(rs).randint(np.iinfo(np.int32).max))
         raise LsalsaError(f"random_state: expected an integer >= 0, None or a RandomState, got {rs!r}")
+
+    def _dictionary(self, Y: torch.Tensor, own: dict[str, Any]) -> tuple[torch.Tensor, list[dict] | None]:
+        """``A: (M, N)``: the given dictionary, or one learned on ``Y`` (with its history)."""
+        if self.dictionary is not None:
+            return self._check_dictionary(Y.shape[1], Y.dtype, Y.device), None
+        n_atoms = own.get("n_atoms", Y.shape[1])
+        # init="data" draws atoms from the non-zero signals; with fewer of them than atoms
+        # (tiny data sets), Gaussian atoms are the only choice that exists.
+        n_nonzero = int((torch.linalg.vector_norm(Y, dim=1) > 0).sum())
+        return learn_dictionary(
+            Y, n_atoms, own["alpha"], n_epochs=own["dict_epochs"], batch_size=own["dict_batch_size"],
+            lr=own["dict_lr"], seed=own["seed"], init="data" if n_nonzero >= n_atoms else "random",
+            progress=bool(self.verbose), return_history=True,
+        )
 
     def _check_dictionary(self, n_features: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         """The given dictionary (rows = atoms, scikit-learn's layout) as the paper's ``A: (M, N)``."""
@@ -270,9 +260,7 @@ class _UnrolledCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             if check_features:
                 return validate_data(self, X, reset=reset, dtype=dtype)
             return check_array(X, dtype=dtype)
-        except NotFittedError:
-            raise
-        except LsalsaError:
+        except (NotFittedError, LsalsaError):  # both are ValueErrors, already as meant
             raise
         except ValueError as exc:
             raise LsalsaError(f"X: {exc}") from exc
@@ -299,7 +287,7 @@ class _UnrolledCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         return tags
 
 
-_COMMON_DOC = """    n_atoms : int or None, default None
+_SHARED_PARAMETERS = """    n_atoms : int or None, default None
         N, the number of atoms of the dictionary learned in ``fit``; None: as many as features
         (a complete dictionary). Must be None or match the rows of ``dictionary`` when one is given.
     alpha : float >= 0, default 0.1
@@ -314,25 +302,25 @@ _COMMON_DOC = """    n_atoms : int or None, default None
         None learns one in ``fit`` with :func:`lsalsa.learn_dictionary` (unit-norm atoms).
     dict_epochs, dict_batch_size, dict_lr : default 10, 256, 3.0
         Dictionary learning (when ``dictionary`` is None): passes over the data, signals per SGD
-        step, step size (the default suits signals scaled to [0, 1]; see ``dictionary_history_``).
-        Atoms start as random training signals (Gaussian when there are fewer non-zero signals
-        than atoms).
+        step, step size (suits signals in [0, 1]; see ``dictionary_history_``). Atoms start as
+        random training signals (Gaussian when fewer signals than atoms are non-zero).
     solver : {"salsa", "fista"}, default "salsa"
         The solver run to convergence for the optimal codes the encoder learns to predict
-        (:func:`lsalsa.optimal_codes`). Both reach the same codes; on 8x8 digits with 100 learned
-        atoms SALSA needed ~500 iterations where FISTA needed ~4000.
+        (:func:`lsalsa.optimal_codes`). Both reach the same codes; SALSA usually in far fewer
+        iterations (benchmarks/README.md). SALSA runs with LSALSACoder's ``mu``, and for
+        LISTACoder with the penalty :func:`lsalsa.solvers.auto_mu` picks.
     solver_tol, solver_max_iter : default 1e-5, 10000
         Its stopping rule: relative change of the codes below ``solver_tol``, or that many
-        iterations. In float32 the change stalls near 1e-6, so a smaller ``solver_tol`` needs
-        ``dtype="float64"`` to be reached.
+        iterations. In float32 rounding keeps the change from falling much below 1e-6, so a
+        smaller ``solver_tol`` needs ``dtype="float64"`` to be reached.
     epochs : int >= 0, default 20
-        Passes of encoder training (Eq. 15, :func:`lsalsa.train_encoder`). 0 skips training (and
-        the optimal codes): the encoder is then exactly the truncated solver.
-    batch_size, lr, lr_decay, optimizer, rel_tol : default 100, <<lr>>, 1.0, "adam", 1e-6
-        Training settings, as in :class:`lsalsa.TrainConfig` (``rel_tol`` stops training early when
-        the loss changes by less, relatively; 0 disables it). The learning rate is
-        problem-dependent; the default suited [0, 1]-scaled digits. Training that diverges
-        raises :class:`lsalsa.LsalsaError` asking for a lower ``lr``.
+        Passes of encoder training (Eq. 15, :func:`lsalsa.train_encoder`); 0 skips training and
+        the optimal codes: the encoder is then the truncated solver.
+    batch_size, lr, lr_decay, optimizer, rel_tol : default 100, 1e-4 or 1e-3, 1.0, "adam", 1e-6
+        Training settings, as in :class:`lsalsa.TrainConfig`, which checks them. The learning
+        rate is problem-dependent (the defaults, 1e-4 for LSALSACoder and 1e-3 for LISTACoder,
+        suit [0, 1]-scaled digits); training that diverges raises :class:`lsalsa.LsalsaError`
+        asking for a lower ``lr``.
     tied : bool, default True
         One splitting matrix ``S`` shared by all layers (the paper) or one per layer.
     learn_thresholds : {None, "coordinate", "dictionary"}, default None
@@ -342,15 +330,17 @@ _COMMON_DOC = """    n_atoms : int or None, default None
         float64, ...) is converted to it, and ``transform`` returns it. None follows the ``fit``
         input: float32 stays float32, anything else (float64, integers) becomes float64.
     device : str, torch.device or None, default None (CPU)
-        Where to learn and encode (e.g. "cuda"); ``transform`` always returns a numpy array. A
-        pickled estimator unpickles its encoder onto the same device.
+        Where to learn and encode (e.g. "cuda"); ``transform`` returns numpy arrays. A pickled
+        estimator unpickles its encoder onto the same device.
     random_state : int >= 0, RandomState or None, default None
         Seeds the initial atoms, the dictionary's batch order and the training shuffle (through
         the library's own ``torch.Generator``s; no global state is touched). An int is used as
         the library's ``seed``; None gives a different run each ``fit``.
     verbose : bool, default False
         Show tqdm progress bars for the three stages of ``fit``.
+"""
 
+_SHARED_ATTRIBUTES = """
     Attributes
     ----------
     components_ : (n_atoms, n_features) ndarray
@@ -372,16 +362,15 @@ _COMMON_DOC = """    n_atoms : int or None, default None
 
     Notes
     -----
-    One dictionary only: separating sources with several dictionaries (MCA, Eq. 6) needs the
-    library API (``LassoProblem.from_dictionaries``, :func:`lsalsa.train_encoder`).
-    The estimator pickles (the encoder is a torch module); ``get_params``/``set_params``/``clone``
+    Conventions and scope: see :mod:`lsalsa.sklearn`. The estimator pickles (the encoder is a torch module); ``get_params``/``set_params``/``clone``
     work as for any scikit-learn estimator, and arguments are validated in ``fit``.
-
 """
 
 
+@dataclass(kw_only=True, repr=False, eq=False)
 class LSALSACoder(_UnrolledCoder):
-    """Sparse coding by a trained LSALSA network (Alg. 3/4), as a scikit-learn transformer.
+    __doc__ = """\
+Sparse coding by a trained LSALSA network (Alg. 3/4), as a scikit-learn transformer.
 
     ``fit(X)`` learns a dictionary for the signals ``X: (n_samples, n_features)`` (Eq. 5, unless
     ``dictionary`` is given), solves the lasso (Eq. 4) for every training signal to convergence,
@@ -390,85 +379,30 @@ class LSALSACoder(_UnrolledCoder):
     SALSA-like layers, approximating the lasso codes at a fixed cost. Untrained
     (``epochs=0``), it equals ``lsalsa.salsa(problem_, X, mu, n_iter=n_layers).X`` exactly.
 
-    scikit-learn stores dictionaries as rows (``components_: (n_atoms, n_features)``); the paper
-    and the rest of lsalsa as columns (``A: (M, N) = components_.T``). The signals scikit-learn
-    calls ``X`` are the paper's ``Y``, and the codes ``transform`` returns the paper's ``X``.
-
     Parameters
     ----------
-    <<parameters>>
+    mu : float > 0, default 1.0
+        SALSA's ADMM penalty, fixed in the network (thresholds are ``alpha / mu``); also used by
+        ``solver="salsa"`` for the optimal codes. The paper uses 10; smaller values often
+        converge faster on unit-norm dictionaries.
+""" + _SHARED_PARAMETERS + _SHARED_ATTRIBUTES + """
     Examples
     --------
-    >>> from sklearn.pipeline import make_pipeline
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> from lsalsa.sklearn import LSALSACoder
     >>> clf = make_pipeline(LSALSACoder(n_atoms=100, alpha=0.1, random_state=0),
     ...                     LogisticRegression(max_iter=1000))  # doctest: +SKIP
     >>> clf.fit(images / 16.0, labels).score(test_images / 16.0, test_labels)  # doctest: +SKIP
     """
 
+    _method = "lsalsa"
 
-    def __init__(
-        self,
-        n_atoms: int | None = None,
-        *,
-        alpha: float = 0.1,
-        mu: float = DEFAULT_MU,
-        n_layers: int = 5,
-        dictionary: Any = None,
-        dict_epochs: int = 10,
-        dict_batch_size: int = 256,
-        dict_lr: float = 3.0,
-        solver: str = "salsa",
-        solver_tol: float = 1e-5,
-        solver_max_iter: int = 10_000,
-        epochs: int = 20,
-        batch_size: int = 100,
-        lr: float = 1e-4,
-        lr_decay: float = 1.0,
-        optimizer: str = "adam",
-        rel_tol: float = 1e-6,
-        tied: bool = True,
-        learn_thresholds: str | None = None,
-        dtype: Any = "float32",
-        device: Any = None,
-        random_state: Any = None,
-        verbose: bool = False,
-    ):
-        self.n_atoms = n_atoms
-        self.alpha = alpha
-        self.mu = mu
-        self.n_layers = n_layers
-        self.dictionary = dictionary
-        self.dict_epochs = dict_epochs
-        self.dict_batch_size = dict_batch_size
-        self.dict_lr = dict_lr
-        self.solver = solver
-        self.solver_tol = solver_tol
-        self.solver_max_iter = solver_max_iter
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.lr_decay = lr_decay
-        self.optimizer = optimizer
-        self.rel_tol = rel_tol
-        self.tied = tied
-        self.learn_thresholds = learn_thresholds
-        self.dtype = dtype
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-
-    def _encoder_params(self) -> dict[str, Any]:
-        return {"mu": check_positive(self.mu, "mu")}
-
-    def _build_encoder(self, problem: LassoProblem, params: dict[str, Any]) -> LSALSA:
-        return LSALSA.from_problem(problem, params["n_layers"], mu=params["mu"], tied=params["tied"],
-                                   learn_thresholds=params["learn_thresholds"])
+    mu: float = DEFAULT_MU
+    lr: float = 1e-4
 
 
+@dataclass(kw_only=True, repr=False, eq=False)
 class LISTACoder(_UnrolledCoder):
-    """Sparse coding by a trained LISTA network (Gregor & LeCun), as a scikit-learn transformer.
+    __doc__ = """\
+Sparse coding by a trained LISTA network (Gregor & LeCun), as a scikit-learn transformer.
 
     ``fit(X)`` learns a dictionary for the signals ``X: (n_samples, n_features)`` (Eq. 5, unless
     ``dictionary`` is given), solves the lasso (Eq. 4) for every training signal to convergence,
@@ -476,80 +410,8 @@ class LISTACoder(_UnrolledCoder):
     ``transform(X)`` returns the network's codes ``(n_samples, n_atoms)``. Untrained
     (``epochs=0``), it equals ``lsalsa.ista(problem_, X, n_iter=n_layers).X`` exactly.
 
-    scikit-learn stores dictionaries as rows (``components_: (n_atoms, n_features)``); the paper
-    and the rest of lsalsa as columns (``A: (M, N) = components_.T``). The signals scikit-learn
-    calls ``X`` are the paper's ``Y``, and the codes ``transform`` returns the paper's ``X``.
-
     Parameters
     ----------
-    <<parameters>>
-    """
+""" + _SHARED_PARAMETERS + _SHARED_ATTRIBUTES
 
-
-    def __init__(
-        self,
-        n_atoms: int | None = None,
-        *,
-        alpha: float = 0.1,
-        n_layers: int = 5,
-        dictionary: Any = None,
-        dict_epochs: int = 10,
-        dict_batch_size: int = 256,
-        dict_lr: float = 3.0,
-        solver: str = "salsa",
-        solver_tol: float = 1e-5,
-        solver_max_iter: int = 10_000,
-        epochs: int = 20,
-        batch_size: int = 100,
-        lr: float = 1e-3,
-        lr_decay: float = 1.0,
-        optimizer: str = "adam",
-        rel_tol: float = 1e-6,
-        tied: bool = True,
-        learn_thresholds: str | None = None,
-        dtype: Any = "float32",
-        device: Any = None,
-        random_state: Any = None,
-        verbose: bool = False,
-    ):
-        self.n_atoms = n_atoms
-        self.alpha = alpha
-        self.n_layers = n_layers
-        self.dictionary = dictionary
-        self.dict_epochs = dict_epochs
-        self.dict_batch_size = dict_batch_size
-        self.dict_lr = dict_lr
-        self.solver = solver
-        self.solver_tol = solver_tol
-        self.solver_max_iter = solver_max_iter
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.lr_decay = lr_decay
-        self.optimizer = optimizer
-        self.rel_tol = rel_tol
-        self.tied = tied
-        self.learn_thresholds = learn_thresholds
-        self.dtype = dtype
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-
-    def _build_encoder(self, problem: LassoProblem, params: dict[str, Any]) -> LISTA:
-        return LISTA.from_problem(problem, params["n_layers"], tied=params["tied"],
-                                  learn_thresholds=params["learn_thresholds"])
-
-
-_MU_DOC = """    mu : float > 0, default 1.0
-        SALSA's ADMM penalty, fixed in the network (thresholds are ``alpha / mu``); also used by
-        ``solver="salsa"`` for the optimal codes. The paper uses 10; smaller values often
-        converge faster on unit-norm dictionaries.
-"""
-# The long parameter list is shared; written once here and spliced into both docstrings.
-LSALSACoder.__doc__ = LSALSACoder.__doc__.replace(
-    "    <<parameters>>\n",
-    _COMMON_DOC.replace("    n_layers :", _MU_DOC + "    n_layers :", 1).replace("<<lr>>", "1e-4"), 1)
-LISTACoder.__doc__ = LISTACoder.__doc__.replace(
-    "    <<parameters>>\n", _COMMON_DOC.replace(
-        "iterations.", "iterations. ``solver=\"salsa\"`` uses SALSA's default ``mu``.", 1
-    ).replace("<<lr>>", "1e-3"), 1)
+    _method = "lista"

@@ -18,9 +18,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from ..codes import SOLVERS as CODE_SOLVERS
 from ..errors import LsalsaError
+from ..methods import METHODS
+from ..train import OPTIMIZERS
 
-METHODS = ("fista", "salsa", "lista", "lsalsa")
+DTYPES = ("float32", "float64")
 
 
 @dataclass
@@ -38,6 +41,7 @@ class DataConfig:
     n_dict: int = 10_000       # signals used to learn the dictionary (before `scale`)
     scale: float = 1.0         # one knob for the experiment's size: multiplies n_train, n_test, n_dict
     data_dir: str = ""         # "" = $LSALSA_DATA or the default data directory
+    dtype: str = "float32"     # precision of the signals, dictionaries, codes and encoders
 
 
 @dataclass
@@ -54,16 +58,18 @@ class DictionaryConfig:
 class CodesConfig:
     """How the optimal codes X* are computed (Section 6: FISTA for SC, SALSA for MCA)."""
     solver: str = "fista"
-    mu: float = 10.0
+    mu: float = 10.0           # SALSA's penalty here: how fast X* is reached, not what it is
     tol: float = 1e-6
     max_iter: int = 5_000
 
 
 @dataclass
 class MethodsConfig:
-    names: list[str] = field(default_factory=lambda: list(METHODS))
+    """The methods compared (names of :data:`lsalsa.methods.METHODS`) at each cost T."""
+    names: list[str] = field(default_factory=lambda: ["fista", "salsa", "lista", "lsalsa"])
     T: list[int] = field(default_factory=lambda: [1, 3, 5, 10])
-    mu: float = 10.0           # SALSA / LSALSA penalty when the search does not tune it
+    mu: float = 10.0           # SALSA's penalty in the report's acceleration (SALSA run until it
+                               # reaches LSALSA's error); the compared SALSA and LSALSA take search.mu
     repeats: int = 5           # timing repeats (median)
     classify: bool = True      # classification error of each method's codes
 
@@ -84,7 +90,7 @@ class TrainConfigSection:
 class SearchConfig:
     """Hyper-parameter grids per method and T (Supplement E); one-element grids = no search."""
     alpha_factors: list[float] = field(default_factory=lambda: [1.0])  # inference alpha = factor * alpha*
-    mu: list[float] = field(default_factory=lambda: [10.0])            # SALSA / LSALSA
+    mu: list[float] = field(default_factory=lambda: [10.0])            # SALSA / LSALSA penalties
     lr_factors: list[float] = field(default_factory=lambda: [1.0])     # times train.lr_<method>
     lr_decays: list[float] = field(default_factory=lambda: [0.0])      # 0: train.lr_decay
     epochs: int = 3                                                    # training epochs per trial
@@ -220,6 +226,7 @@ def _check(c: ExperimentConfig) -> None:
     need(d.patch_size >= 1, "data.patch_size", ">= 1", d.patch_size)
     need(0 <= d.stride <= d.patch_size, "data.stride", "0 (= patch_size) or in 1..patch_size", d.stride)
     need(d.scale > 0, "data.scale", "> 0", d.scale)
+    need(d.dtype in DTYPES, "data.dtype", " or ".join(map(repr, DTYPES)), d.dtype)
     for k in ("n_train", "n_test", "n_dict"):
         need(getattr(d, k) >= 1, f"data.{k}", ">= 1", getattr(d, k))
     n_dicts = 2 if d.kind == "mixture" else 1
@@ -227,14 +234,14 @@ def _check(c: ExperimentConfig) -> None:
     need(len(c.dictionary.alphas) == n_dicts, "dictionary.alphas", f"a list of {n_dicts} values", c.dictionary.alphas)
     need(all(a > 0 for a in c.dictionary.alphas), "dictionary.alphas", "> 0", c.dictionary.alphas)
     need(all(n >= 1 for n in c.dictionary.n_atoms), "dictionary.n_atoms", ">= 1", c.dictionary.n_atoms)
-    need(c.codes.solver in ("fista", "salsa"), "codes.solver", "'fista' or 'salsa'", c.codes.solver)
+    need(c.codes.solver in CODE_SOLVERS, "codes.solver", " or ".join(map(repr, CODE_SOLVERS)), c.codes.solver)
     need(c.codes.mu > 0 and c.codes.tol > 0, "codes.mu/tol", "> 0", (c.codes.mu, c.codes.tol))
     need(all(m in METHODS for m in c.methods.names), "methods.names", f"a list from {list(METHODS)}", c.methods.names)
     need(all(t >= 1 for t in c.methods.T), "methods.T", "a list of integers >= 1", c.methods.T)
     need(c.methods.mu > 0, "methods.mu", "> 0", c.methods.mu)
     need(c.methods.repeats >= 1, "methods.repeats", ">= 1", c.methods.repeats)
     t = c.train
-    need(t.optimizer in ("sgd", "adam"), "train.optimizer", "'sgd' or 'adam'", t.optimizer)
+    need(t.optimizer in OPTIMIZERS, "train.optimizer", " or ".join(map(repr, OPTIMIZERS)), t.optimizer)
     need(t.epochs >= 1 and t.batch_size >= 1, "train.epochs/batch_size", ">= 1", (t.epochs, t.batch_size))
     need(t.lr_lista > 0 and t.lr_lsalsa > 0, "train.lr_*", "> 0", (t.lr_lista, t.lr_lsalsa))
     need(0 < t.lr_decay <= 1, "train.lr_decay", "in (0, 1]", t.lr_decay)

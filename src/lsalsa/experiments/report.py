@@ -1,9 +1,11 @@
-"""Figures, tables and the report (``report.md`` and a self-contained ``report.html``) of a run."""
+"""Step 6 of a run: figures, tables and the report (``report.md`` and a self-contained
+``report.html``)."""
 from __future__ import annotations
 
 import base64
 import csv
 import html
+import io
 import json
 import os
 import platform
@@ -16,10 +18,12 @@ import torch
 
 from .. import plots
 from ..evaluation import time_encode
+from ..files import load_npz, read_json, write_json, write_text
+from ..methods import METHODS
 from ..metrics import code_rmse
 from ..problem import LassoProblem
-from ..solvers import fista, salsa
 from .config import ExperimentConfig
+from .context import RunContext
 
 MAX_SOLVER_ITERS = 1000
 
@@ -30,46 +34,51 @@ def _table(rows: list[dict], value: str, fmt: str) -> tuple[list[str], list[list
     Ts = sorted({r["T"] for r in rows})
     cell = {(r["method"], r["T"]): r.get(value) for r in rows}
     body = [[str(T)] + [("-" if cell.get((m, T)) is None else format(cell[(m, T)], fmt)) for m in methods] for T in Ts]
-    return ["T"] + [plots.METHOD_LABELS.get(m, m) for m in methods], body
+    return ["T"] + [_label(m) for m in methods], body
 
 
-def acceleration(c: ExperimentConfig, run_dir: Path, problem: LassoProblem, rows: list[dict],
+def _label(method: str) -> str:
+    return METHODS[method].label if method in METHODS else method
+
+
+def acceleration(run: RunContext, problem: LassoProblem, rows: list[dict],
                  Y_test: torch.Tensor, X_star: torch.Tensor) -> dict[str, Any] | None:
     """How many FISTA and SALSA iterations (and how much time) reach LSALSA's T=1 test error.
 
     Iterations are found with metrics outside the clock, then exactly that many are timed.
-    Cached in ``results/acceleration.json``.
+    SALSA runs with ``methods.mu``. Cached in ``results/acceleration.json``.
     """
-    path = run_dir / "results" / "acceleration.json"
+    c, path = run.config, run.path("results", "acceleration.json")
     if path.exists():
-        return json.loads(path.read_text())
+        return read_json(path)
     ref = next((r for r in rows if r["method"] == "lsalsa" and r["T"] == min(c.methods.T)), None)
     if ref is None:
         return None
     out = {"reference": {"method": "lsalsa", "T": ref["T"], "rmse": ref["rmse"], "time_s": ref["time_s"]}}
-    for name, run in (("fista", lambda **kw: fista(problem, Y_test, **kw)),
-                      ("salsa", lambda **kw: salsa(problem, Y_test, mu=c.methods.mu, **kw))):
-        hit: dict[str, int] = {}
+    for name in ("fista", "salsa"):
+        method, hit = METHODS[name], {}
 
-        def stop(k, X, hit=hit):
+        def stop(k: int, X: torch.Tensor, hit: dict[str, int] = hit) -> bool:
             if code_rmse(X, X_star) <= ref["rmse"]:
                 hit["k"] = k
                 return True
             return False
 
-        run(n_iter=MAX_SOLVER_ITERS, callback=stop)
+        method.solve(problem, Y_test, mu=c.methods.mu, n_iter=MAX_SOLVER_ITERS, callback=stop)
         k = hit.get("k")
         if k is None:
             out[name] = {"iterations": None, "note": f"not reached in {MAX_SOLVER_ITERS} iterations"}
             continue
-        _, t = time_encode(lambda Y: run(n_iter=k).X, Y_test, repeats=c.methods.repeats)
+        _, t = time_encode(method.encode_fn(problem, k, mu=c.methods.mu), Y_test, repeats=c.methods.repeats)
         out[name] = {"iterations": k, "time_s": t, "time_ratio": t / ref["time_s"]}
-    path.write_text(json.dumps(out, indent=2))
+    write_json(path, out)
     return out
 
 
-def _figures(c, run_dir, problem, rows, arrays) -> list[tuple[str, str]]:
-    fig_dir = run_dir / "figures"
+def _figures(run: RunContext, problem: LassoProblem, rows: list[dict], arrays: dict[str, np.ndarray]
+             ) -> list[tuple[str, str]]:
+    """Every figure of the report, written into ``figures/``: ``(path in the run, caption)``."""
+    c, fig_dir = run.config, run.path("figures")
     fig_dir.mkdir(exist_ok=True)
     figs = []
 
@@ -84,10 +93,10 @@ def _figures(c, run_dir, problem, rows, arrays) -> list[tuple[str, str]]:
              "Classification error of the probe vs inference time (Fig. 5/12/13/15)")
     clouds = {}
     for r in rows:
-        f = run_dir / "results" / f"{r['method']}_T{r['T']}.npz"
+        f = run.path("results", f"{r['method']}_T{r['T']}.npz")
         if f.exists():
-            with np.load(f) as z:
-                clouds[(r["method"], r["T"])] = (z["sparsity"], z["rmse"])
+            z = load_npz(f)
+            clouds[(r["method"], r["T"])] = (z["sparsity"], z["rmse"])
     if clouds:
         save(plots.plot_sparsity_vs_error(clouds, title=c.name), "sparsity_vs_error.png",
              "Per-sample sparsity vs code error, one panel per T (Fig. 6/20)")
@@ -97,14 +106,16 @@ def _figures(c, run_dir, problem, rows, arrays) -> list[tuple[str, str]]:
              f"Atoms of dictionary {i + 1} (Fig. 8-11)")
     if "C_test" in arrays:
         for T in c.methods.T:
-            grid, labels = _reconstruction_grid(problem, rows, arrays, T, run_dir, side)
+            grid, labels = _reconstruction_grid(run, problem, rows, arrays, T, side)
             if grid:
                 save(plots.plot_images(grid, labels, title=f"separated sources, T = {T}"), f"separation_T{T}.png",
                      f"Mixtures, true sources and each method's separated sources A_i x_i at T = {T} (Fig. 7)")
     return figs
 
 
-def _reconstruction_grid(problem, rows, arrays, T, run_dir, side, n_show=6):
+def _reconstruction_grid(run: RunContext, problem: LassoProblem, rows: list[dict], arrays: dict[str, np.ndarray],
+                         T: int, side: int, n_show: int = 6) -> tuple[list[list[np.ndarray]], list[str]]:
+    """Rows of pictures: mixtures, true sources, then each method's separated sources at T."""
     shape = (side, side)
     grid = [[y.reshape(shape) for y in arrays["Y_test"][:n_show]]]
     labels = ["mixture"]
@@ -114,11 +125,11 @@ def _reconstruction_grid(problem, rows, arrays, T, run_dir, side, n_show=6):
     for r in rows:
         if r["T"] != T:
             continue
-        with np.load(run_dir / "results" / f"{r['method']}_T{T}.npz") as z:
-            X = torch.from_numpy(z["X_head"][:n_show]).to(problem.dtype)
+        X_head = load_npz(run.path("results", f"{r['method']}_T{T}.npz"))["X_head"]
+        X = torch.from_numpy(X_head[:n_show]).to(problem.dtype)
         for i, s in enumerate(problem.reconstruct(X)):
             grid.append([y.reshape(shape) for y in s.numpy()])
-            labels.append(f"{plots.METHOD_LABELS.get(r['method'], r['method'])} {i + 1}")
+            labels.append(f"{_label(r['method'])} {i + 1}")
     return grid, labels
 
 
@@ -141,7 +152,7 @@ def _separation_figures(separation: list[dict]) -> list[tuple[str, str]]:
     """The separated picture of each learned method at its largest T (and the solvers' at it)."""
     T = max(r["T"] for r in separation)
     return [(f"separation/{r['method']}_T{T}/separation.png",
-             f"{plots.METHOD_LABELS.get(r['method'], r['method'])} at T = {T}: mixture | separated digits | separated "
+             f"{_label(r['method'])} at T = {T}: mixture | separated digits | separated "
              f"photo | residual; bottom row: the true sources") for r in separation if r["T"] == T]
 
 
@@ -157,21 +168,23 @@ def _versions() -> str:
             f"{platform.system()} {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads")
 
 
-def write_report(c: ExperimentConfig, run_dir: Path, problem: LassoProblem, rows: list[dict], arrays: dict,
-                 X_test: Any, log=lambda s: None, separation: list[dict] | None = None) -> Path:
+def write_report(run: RunContext, problem: LassoProblem, rows: list[dict], arrays: dict[str, np.ndarray],
+                 X_test: Any, separation: list[dict] | None = None) -> Path:
     """Write ``results.csv``, figures, ``report.md`` and ``report.html``; returns the html path.
 
-    ``separation``: the rows of the whole-picture separation step (mixture experiments)."""
-    log("[report] figures and report")
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    with open(run_dir / "results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
+    ``X_test``: the optimal codes of the test signals; ``separation``: the rows of the
+    whole-picture separation step (mixture experiments)."""
+    c, run_dir = run.config, run.run_dir
+    run.log("[report] figures and report")
+    table = io.StringIO(newline="")
+    w = csv.DictWriter(table, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+    w.writeheader()
+    w.writerows(rows)
+    write_text(run.path("results.csv"), table.getvalue())
     Y_test = torch.from_numpy(np.asarray(arrays["Y_test"])).to(problem.dtype)
     X_star = torch.from_numpy(np.array(X_test)).to(problem.dtype)
-    acc = acceleration(c, run_dir, problem, rows, Y_test, X_star)
-    figs = _figures(c, run_dir, problem, rows, arrays)
+    acc = acceleration(run, problem, rows, Y_test, X_star)
+    figs = _figures(run, problem, rows, arrays)
 
     sections: list[tuple[str, str, list]] = []  # (title, text, [(header, body)])
     sections.append(("Code error (RMSE against the optimal codes)", "code RMSE = sqrt(mean over test signals and atoms of (x - x*)^2)",
@@ -210,7 +223,7 @@ def write_report(c: ExperimentConfig, run_dir: Path, problem: LassoProblem, rows
             md.append("")
     md += ["## Figures", ""] + [f"![{cap}]({p})\n\n{cap}\n" for p, cap in figs]
     md += ["## Configuration", "", "```json", json.dumps(c.to_dict(), indent=2), "```", ""]
-    (run_dir / "report.md").write_text("\n".join(md))
+    write_text(run.path("report.md"), "\n".join(md))
 
     h = [f"<!doctype html><html><head><meta charset='utf-8'><title>lsalsa report: {html.escape(c.name)}</title>",
          "<style>body{font-family:sans-serif;max-width:1000px;margin:auto}table{border-collapse:collapse}"
@@ -228,6 +241,4 @@ def write_report(c: ExperimentConfig, run_dir: Path, problem: LassoProblem, rows
         b64 = base64.b64encode((run_dir / p).read_bytes()).decode()
         h.append(f"<figure><img src='data:image/png;base64,{b64}'><figcaption>{html.escape(cap)}</figcaption></figure>")
     h.append(f"<h2>Configuration</h2><pre>{html.escape(json.dumps(c.to_dict(), indent=2))}</pre></body></html>")
-    out = run_dir / "report.html"
-    out.write_text("\n".join(h))
-    return out
+    return write_text(run.path("report.html"), "\n".join(h))

@@ -1,0 +1,193 @@
+"""Step 4 of a run, ``methods``: every method at every T searched, trained and evaluated.
+
+For one method at one T, :func:`evaluate_method` searches the hyper-parameter grid on a
+validation split (Supplement E), trains a learned encoder with the best setting (Eq. 15, through
+:func:`lsalsa.pipeline.fit_encoder`) or takes the solver, times its codes of the test signals and
+scores them (Section 6). Each result is written as it is obtained, so a resumed run only
+computes what is missing.
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..encoders import load_encoder, save_encoder
+from ..errors import LsalsaError
+from ..evaluation import CodeClassifier, evaluate_codes, image_features, per_sample_stats, time_encode
+from ..files import read_json, save_npz, write_json
+from ..methods import get_method
+from ..metrics import code_rmse
+from ..pipeline import fit_encoder
+from ..problem import LassoProblem
+from ..train import TrainConfig, TrainHistory
+from .config import ExperimentConfig
+from .context import RunContext
+
+Probe = Callable[[torch.Tensor], float]  # codes X: (B, N) of the test signals -> classification error [%]
+
+
+@dataclass
+class Signals:
+    """The step's tensors, in the problem's dtype. ``Y_<split>: (P, M)`` are signals and
+    ``X_<split>: (P, N)`` their optimal codes X*: the training part of the training signals trains
+    the encoders, the validation part ranks the searched settings, the test signals score.
+    ``components``: the true sources ``(P_test, M)`` of mixture experiments, else None."""
+
+    Y_train: torch.Tensor
+    X_train: torch.Tensor
+    Y_val: torch.Tensor
+    X_val: torch.Tensor
+    Y_test: torch.Tensor
+    X_test: torch.Tensor
+    components: list[torch.Tensor] | None
+
+
+def _signals(c: ExperimentConfig, problem: LassoProblem, arrays: dict[str, np.ndarray],
+             X_train: np.ndarray, X_test: np.ndarray) -> Signals:
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.array(a)).to(problem.dtype)  # a copy: reads a memmap once
+
+    Y_all, X_all = tensor(arrays["Y_train"]), tensor(X_train)
+    n_val = max(1, int(len(Y_all) * c.search.val_fraction))
+    components = [tensor(comp) for comp in arrays["C_test"]] if "C_test" in arrays else None
+    return Signals(Y_all[:-n_val], X_all[:-n_val], Y_all[-n_val:], X_all[-n_val:],
+                   tensor(arrays["Y_test"]), tensor(X_test), components)
+
+
+def _probe(c: ExperimentConfig, problem: LassoProblem, arrays: dict[str, np.ndarray],
+           X_star: torch.Tensor) -> Probe | None:
+    """The classification error of a method's test codes (Section 6.1): a probe trained on the
+    optimal test codes ``X_star``; None when the config does not classify."""
+    if not c.methods.classify:
+        return None
+    labels = arrays["labels"]
+    if c.data.kind == "patches":  # an image's feature: the codes of its patches, concatenated
+        image = arrays["image"]
+
+        def features(X: torch.Tensor) -> np.ndarray:
+            return image_features(X.cpu().numpy(), image, len(labels))
+    else:  # MCA: classify the digit component's codes x_1 (the digit labels)
+        n1 = problem.dict_sizes[0]
+
+        def features(X: torch.Tensor) -> np.ndarray:
+            return X[:, :n1].cpu().numpy()
+    classifier = CodeClassifier(seed=c.seed).fit(features(X_star), labels)
+    return lambda X: classifier.error(features(X), labels)
+
+
+# ---- hyper-parameters ---------------------------------------------------------------------------
+def _grid(c: ExperimentConfig, method: str) -> list[dict[str, Any]]:
+    """The settings searched for ``method``: alphas for all, mu for the SALSA family, learning
+    rates for the learned methods (None where a method has no such setting)."""
+    s, m = c.search, get_method(method)
+    mus = s.mu if m.takes_mu else [None]
+    lrs = s.lr_factors if m.learned else [None]
+    decays = [d or c.train.lr_decay for d in s.lr_decays] if m.learned else [None]
+    return [{"alpha_factor": a, "mu": mu, "lr_factor": f, "lr_decay": d}
+            for a, mu, f, d in itertools.product(s.alpha_factors, mus, lrs, dict.fromkeys(decays))]
+
+
+def with_params(problem: LassoProblem, params: dict[str, Any]) -> LassoProblem:
+    """The problem at the searched alphas (``alpha_factor`` times alpha*)."""
+    return problem.with_alphas((problem.alphas * params["alpha_factor"]).tolist())
+
+
+def _train(run: RunContext, method: str, problem: LassoProblem, T: int, params: dict[str, Any], data: Signals,
+           epochs: int, checkpoint: Path | None = None, progress: bool = False
+           ) -> tuple[nn.Module, TrainHistory | None]:
+    """A learned method's encoder trained at one searched setting (learning rate ``lr_<method>``)."""
+    t = run.config.train
+    config = TrainConfig(epochs=epochs, batch_size=t.batch_size, lr=getattr(t, f"lr_{method}") * params["lr_factor"],
+                         lr_decay=params["lr_decay"], optimizer=t.optimizer, rel_tol=t.rel_tol, seed=run.config.seed)
+    return fit_encoder(method, with_params(problem, params), T, data.Y_train, config, X_star=data.X_train,
+                       mu=params["mu"], val=(data.Y_val, data.X_val), checkpoint=checkpoint, progress=progress)
+
+
+def _search(run: RunContext, method: str, problem: LassoProblem, T: int, data: Signals
+            ) -> tuple[dict[str, Any], float | None]:
+    """Best hyper-parameters for (method, T) by validation code RMSE (Supplement E), and that
+    RMSE (None when the grid has one setting: nothing is searched)."""
+    grid = _grid(run.config, method)
+    if len(grid) == 1:
+        return grid[0], None
+    m = get_method(method)
+    best, best_err = None, float("inf")
+    for params in grid:
+        try:
+            if m.learned:
+                encode = _train(run, method, problem, T, params, data, run.config.search.epochs)[0]
+            else:
+                encode = m.encode_fn(with_params(problem, params), T, mu=params["mu"])
+            with torch.inference_mode():
+                err = code_rmse(encode(data.Y_val), data.X_val)
+        except LsalsaError:  # a diverging trial is a bad setting, not a failed experiment
+            err = float("inf")
+        if err < best_err:
+            best, best_err = params, err
+    if best is None:
+        raise LsalsaError(f"search: every setting diverged for {method} at T={T}; lower train.lr_{method}")
+    return best, best_err
+
+
+# ---- one method at one T ------------------------------------------------------------------------
+def _trained(run: RunContext, method: str, problem: LassoProblem, T: int, params: dict[str, Any], data: Signals
+             ) -> tuple[nn.Module, TrainHistory | None]:
+    """The encoder of ``models/<method>_T<T>.pt``, trained (from its checkpoint) unless saved."""
+    path = run.path("models", f"{method}_T{T}.pt")
+    if path.exists():
+        return load_encoder(path).eval(), None
+    model, history = _train(run, method, problem, T, params, data, run.config.train.epochs,
+                            checkpoint=run.path("models", f"{method}_T{T}.ckpt"), progress=run.progress)
+    save_encoder(model, path)
+    return model, history
+
+
+def evaluate_method(run: RunContext, problem: LassoProblem, data: Signals, probe: Probe | None,
+                    method: str, T: int) -> dict[str, Any]:
+    """Search, train (learned methods), time and score ``method`` at ``T``; writes
+    ``results/<method>_T<T>.json`` (the row returned) and ``.npz`` (per-signal sparsity and RMSE,
+    the first codes)."""
+    m = get_method(method)
+    params, val_err = _search(run, method, problem, T, data)
+    model, history = _trained(run, method, problem, T, params, data) if m.learned else (None, None)
+    encode = m.encode_fn(with_params(problem, params), T, mu=params["mu"], model=model)
+    X, time_s = time_encode(encode, data.Y_test, repeats=run.config.methods.repeats)
+    X = X.clone()  # out of inference mode
+    row = {"method": method, "T": T, "time_s": time_s,
+           **evaluate_codes(problem, data.Y_test, X, data.X_test, components=data.components),
+           **{k: v for k, v in params.items() if v is not None}}
+    if val_err is not None:
+        row["val_rmse"] = val_err
+    if history is not None:
+        row["epochs"] = len(history.epoch)
+    if probe is not None:
+        row["class_error"] = probe(X)
+    sparsity, rmse = per_sample_stats(X, data.X_test)
+    save_npz(run.path("results", f"{method}_T{T}.npz"), sparsity=sparsity, rmse=rmse, X_head=X[:16].cpu().numpy())
+    write_json(run.path("results", f"{method}_T{T}.json"), row)
+    return row
+
+
+def step_methods(run: RunContext, problem: LassoProblem, arrays: dict[str, np.ndarray],
+                 X_train: np.ndarray, X_test: np.ndarray) -> list[dict[str, Any]]:
+    """The result row of every method at every T (T-major order), computed where missing."""
+    c = run.config
+    run.path("models").mkdir(exist_ok=True)
+    data = _signals(c, problem, arrays, X_train, X_test)
+    probe = _probe(c, problem, arrays, data.X_test)
+    rows = []
+    for T, method in itertools.product(c.methods.T, c.methods.names):
+        path = run.path("results", f"{method}_T{T}.json")
+        if path.exists():
+            rows.append(read_json(path))
+            continue
+        run.log(f"[methods] {method} T={T}")
+        rows.append(evaluate_method(run, problem, data, probe, method, T))
+    return rows
