@@ -168,28 +168,16 @@ def _versions() -> str:
             f"{platform.system()} {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads")
 
 
-def write_report(run: RunContext, problem: LassoProblem, rows: list[dict], arrays: dict[str, np.ndarray],
-                 X_test: Any, separation: list[dict] | None = None) -> Path:
-    """Write ``results.csv``, figures, ``report.md`` and ``report.html``; returns the html path.
+Section = tuple[str, str, list]  # (title, text, [(header, body) of each table])
 
-    ``X_test``: the optimal codes of the test signals; ``separation``: the rows of the
-    whole-picture separation step (mixture experiments)."""
-    c, run_dir = run.config, run.run_dir
-    run.log("[report] figures and report")
-    table = io.StringIO(newline="")
-    w = csv.DictWriter(table, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
-    w.writeheader()
-    w.writerows(rows)
-    write_text(run.path("results.csv"), table.getvalue())
-    Y_test = torch.from_numpy(np.asarray(arrays["Y_test"])).to(problem.dtype)
-    X_star = torch.from_numpy(np.array(X_test)).to(problem.dtype)
-    acc = acceleration(run, problem, rows, Y_test, X_star)
-    figs = _figures(run, problem, rows, arrays)
 
-    sections: list[tuple[str, str, list]] = []  # (title, text, [(header, body)])
+def _sections(c: ExperimentConfig, problem: LassoProblem, rows: list[dict], n_test: int,
+              acc: dict[str, Any] | None) -> list[Section]:
+    """The report's tables, in order."""
+    sections: list[Section] = []
     sections.append(("Code error (RMSE against the optimal codes)", "code RMSE = sqrt(mean over test signals and atoms of (x - x*)^2)",
                      [_table(rows, "rmse", ".4g")]))
-    sections.append(("Inference time [s] (median, whole test set)", f"{len(Y_test)} test signals", [_table(rows, "time_s", ".3g")]))
+    sections.append(("Inference time [s] (median, whole test set)", f"{n_test} test signals", [_table(rows, "time_s", ".3g")]))
     if any("class_error" in r for r in rows):
         sections.append(("Classification error [%]", "Logistic regression trained on the optimal test codes, applied to each method's codes",
                          [_table(rows, "class_error", ".2f")]))
@@ -209,10 +197,10 @@ def write_report(run: RunContext, problem: LassoProblem, rows: list[dict], array
             else:
                 lines.append(f"{name.upper()}: {a.get('note', 'n/a')}.")
         sections.append(("Acceleration", " ".join(lines), []))
-    if separation:
-        sections.append(_separation_section(c, separation))
-        figs += _separation_figures(separation)
+    return sections
 
+
+def _markdown(c: ExperimentConfig, sections: list[Section], figs: list[tuple[str, str]]) -> str:
     md = [f"# lsalsa report: {c.name}", "", c.description, "",
           f"Generated {time.strftime('%Y-%m-%d %H:%M')}. {_versions()}", ""]
     for title, text, tables in sections:
@@ -223,8 +211,12 @@ def write_report(run: RunContext, problem: LassoProblem, rows: list[dict], array
             md.append("")
     md += ["## Figures", ""] + [f"![{cap}]({p})\n\n{cap}\n" for p, cap in figs]
     md += ["## Configuration", "", "```json", json.dumps(c.to_dict(), indent=2), "```", ""]
-    write_text(run.path("report.md"), "\n".join(md))
+    return "\n".join(md)
 
+
+def _html(run: RunContext, sections: list[Section], figs: list[tuple[str, str]]) -> str:
+    """The same report in one self-contained page (figures inlined as base64)."""
+    c = run.config
     h = [f"<!doctype html><html><head><meta charset='utf-8'><title>lsalsa report: {html.escape(c.name)}</title>",
          "<style>body{font-family:sans-serif;max-width:1000px;margin:auto}table{border-collapse:collapse}"
          "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}</style></head><body>",
@@ -238,7 +230,31 @@ def write_report(run: RunContext, problem: LassoProblem, rows: list[dict], array
             h.append("</table><br>")
     h.append("<h2>Figures</h2>")
     for p, cap in figs:
-        b64 = base64.b64encode((run_dir / p).read_bytes()).decode()
+        b64 = base64.b64encode(run.path(p).read_bytes()).decode()
         h.append(f"<figure><img src='data:image/png;base64,{b64}'><figcaption>{html.escape(cap)}</figcaption></figure>")
     h.append(f"<h2>Configuration</h2><pre>{html.escape(json.dumps(c.to_dict(), indent=2))}</pre></body></html>")
-    return write_text(run.path("report.html"), "\n".join(h))
+    return "\n".join(h)
+
+
+def write_report(run: RunContext, problem: LassoProblem, rows: list[dict], arrays: dict[str, np.ndarray],
+                 X_test: Any, separation: list[dict] | None = None) -> Path:
+    """Write ``results.csv``, figures, ``report.md`` and ``report.html``; returns the html path.
+
+    ``X_test``: the optimal codes of the test signals; ``separation``: the rows of the
+    whole-picture separation step (mixture experiments)."""
+    run.log("[report] figures and report")
+    table = io.StringIO(newline="")
+    w = csv.DictWriter(table, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+    w.writeheader()
+    w.writerows(rows)
+    write_text(run.path("results.csv"), table.getvalue())
+    Y_test = torch.from_numpy(np.asarray(arrays["Y_test"])).to(problem.dtype)
+    X_star = torch.from_numpy(np.array(X_test)).to(problem.dtype)
+    acc = acceleration(run, problem, rows, Y_test, X_star)
+    figs = _figures(run, problem, rows, arrays)
+    sections = _sections(run.config, problem, rows, len(Y_test), acc)
+    if separation:
+        sections.append(_separation_section(run.config, separation))
+        figs += _separation_figures(separation)
+    write_text(run.path("report.md"), _markdown(run.config, sections, figs))
+    return write_text(run.path("report.html"), _html(run, sections, figs))
