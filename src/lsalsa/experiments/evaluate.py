@@ -34,12 +34,17 @@ Probe = Callable[[torch.Tensor], float]  # codes X: (B, N) of the test signals -
 
 
 @dataclass
-class Signals:
-    """The step's tensors, in the problem's dtype. ``Y_<split>: (P, M)`` are signals and
-    ``X_<split>: (P, N)`` their optimal codes X*: the training part of the training signals trains
-    the encoders, the validation part ranks the searched settings, the test signals score.
-    ``components``: the true sources ``(P_test, M)`` of mixture experiments, else None."""
+class Task:
+    """What every method is asked to do: code the signals of ``problem`` as its optimal codes.
 
+    Tensors are in the problem's dtype; ``Y_<split>: (P, M)`` are signals and ``X_<split>: (P, N)``
+    their optimal codes X*. The training part of the training signals trains the encoders, the
+    validation part ranks the searched settings, the test signals score. ``components``: the true
+    sources ``(P_test, M)`` of mixture experiments, else None; ``probe``: the classification
+    error of test codes, None when the config does not classify.
+    """
+
+    problem: LassoProblem
     Y_train: torch.Tensor
     X_train: torch.Tensor
     Y_val: torch.Tensor
@@ -47,18 +52,19 @@ class Signals:
     Y_test: torch.Tensor
     X_test: torch.Tensor
     components: list[torch.Tensor] | None
+    probe: Probe | None
 
 
-def _signals(c: ExperimentConfig, problem: LassoProblem, arrays: dict[str, np.ndarray],
-             X_train: np.ndarray, X_test: np.ndarray) -> Signals:
+def _task(c: ExperimentConfig, problem: LassoProblem, arrays: dict[str, np.ndarray],
+          X_train: np.ndarray, X_test: np.ndarray) -> Task:
     def tensor(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.array(a)).to(problem.dtype)  # a copy: reads a memmap once
 
-    Y_all, X_all = tensor(arrays["Y_train"]), tensor(X_train)
+    Y_all, X_all, X_star = tensor(arrays["Y_train"]), tensor(X_train), tensor(X_test)
     n_val = max(1, int(len(Y_all) * c.search.val_fraction))
     components = [tensor(comp) for comp in arrays["C_test"]] if "C_test" in arrays else None
-    return Signals(Y_all[:-n_val], X_all[:-n_val], Y_all[-n_val:], X_all[-n_val:],
-                   tensor(arrays["Y_test"]), tensor(X_test), components)
+    return Task(problem, Y_all[:-n_val], X_all[:-n_val], Y_all[-n_val:], X_all[-n_val:],
+                tensor(arrays["Y_test"]), X_star, components, _probe(c, problem, arrays, X_star))
 
 
 def _probe(c: ExperimentConfig, problem: LassoProblem, arrays: dict[str, np.ndarray],
@@ -99,19 +105,19 @@ def with_params(problem: LassoProblem, params: dict[str, Any]) -> LassoProblem:
     return problem.with_alphas((problem.alphas * params["alpha_factor"]).tolist())
 
 
-def _train(run: RunContext, method: str, problem: LassoProblem, T: int, params: dict[str, Any], data: Signals,
-           epochs: int, checkpoint: Path | None = None, progress: bool = False
-           ) -> tuple[nn.Module, TrainHistory | None]:
-    """A learned method's encoder trained at one searched setting (learning rate ``lr_<method>``)."""
+def _train(run: RunContext, task: Task, method: str, T: int, params: dict[str, Any], epochs: int,
+           checkpoint: Path | None = None) -> tuple[nn.Module, TrainHistory | None]:
+    """A learned method's encoder trained at one searched setting (learning rate
+    ``train.lr_<method>``); with a ``checkpoint`` (the final training) it shows progress."""
     t = run.config.train
     config = TrainConfig(epochs=epochs, batch_size=t.batch_size, lr=getattr(t, f"lr_{method}") * params["lr_factor"],
                          lr_decay=params["lr_decay"], optimizer=t.optimizer, rel_tol=t.rel_tol, seed=run.config.seed)
-    return fit_encoder(method, with_params(problem, params), T, data.Y_train, config, X_star=data.X_train,
-                       mu=params["mu"], val=(data.Y_val, data.X_val), checkpoint=checkpoint, progress=progress)
+    return fit_encoder(method, with_params(task.problem, params), T, task.Y_train, config, X_star=task.X_train,
+                       mu=params["mu"], val=(task.Y_val, task.X_val), checkpoint=checkpoint,
+                       progress=run.progress and checkpoint is not None)
 
 
-def _search(run: RunContext, method: str, problem: LassoProblem, T: int, data: Signals
-            ) -> tuple[dict[str, Any], float | None]:
+def _search(run: RunContext, method: str, task: Task, T: int) -> tuple[dict[str, Any], float | None]:
     """Best hyper-parameters for (method, T) by validation code RMSE (Supplement E), and that
     RMSE (None when the grid has one setting: nothing is searched)."""
     grid = _grid(run.config, method)
@@ -122,11 +128,11 @@ def _search(run: RunContext, method: str, problem: LassoProblem, T: int, data: S
     for params in grid:
         try:
             if m.learned:
-                encode = _train(run, method, problem, T, params, data, run.config.search.epochs)[0]
+                encode = _train(run, task, method, T, params, run.config.search.epochs)[0]
             else:
-                encode = m.encode_fn(with_params(problem, params), T, mu=params["mu"])
+                encode = m.encode_fn(with_params(task.problem, params), T, mu=params["mu"])
             with torch.inference_mode():
-                err = code_rmse(encode(data.Y_val), data.X_val)
+                err = code_rmse(encode(task.Y_val), task.X_val)
         except LsalsaError:  # a diverging trial is a bad setting, not a failed experiment
             err = float("inf")
         if err < best_err:
@@ -137,39 +143,38 @@ def _search(run: RunContext, method: str, problem: LassoProblem, T: int, data: S
 
 
 # ---- one method at one T ------------------------------------------------------------------------
-def _trained(run: RunContext, method: str, problem: LassoProblem, T: int, params: dict[str, Any], data: Signals
+def _trained(run: RunContext, task: Task, method: str, T: int, params: dict[str, Any]
              ) -> tuple[nn.Module, TrainHistory | None]:
     """The encoder of ``models/<method>_T<T>.pt``, trained (from its checkpoint) unless saved."""
     path = run.path("models", f"{method}_T{T}.pt")
     if path.exists():
         return load_encoder(path).eval(), None
-    model, history = _train(run, method, problem, T, params, data, run.config.train.epochs,
-                            checkpoint=run.path("models", f"{method}_T{T}.ckpt"), progress=run.progress)
+    model, history = _train(run, task, method, T, params, run.config.train.epochs,
+                            checkpoint=run.path("models", f"{method}_T{T}.ckpt"))
     save_encoder(model, path)
     return model, history
 
 
-def evaluate_method(run: RunContext, problem: LassoProblem, data: Signals, probe: Probe | None,
-                    method: str, T: int) -> dict[str, Any]:
+def evaluate_method(run: RunContext, task: Task, method: str, T: int) -> dict[str, Any]:
     """Search, train (learned methods), time and score ``method`` at ``T``; writes
     ``results/<method>_T<T>.json`` (the row returned) and ``.npz`` (per-signal sparsity and RMSE,
     the first codes)."""
     m = get_method(method)
-    params, val_err = _search(run, method, problem, T, data)
-    model, history = _trained(run, method, problem, T, params, data) if m.learned else (None, None)
-    encode = m.encode_fn(with_params(problem, params), T, mu=params["mu"], model=model)
-    X, time_s = time_encode(encode, data.Y_test, repeats=run.config.methods.repeats)
+    params, val_err = _search(run, method, task, T)
+    model, history = _trained(run, task, method, T, params) if m.learned else (None, None)
+    encode = m.encode_fn(with_params(task.problem, params), T, mu=params["mu"], model=model)
+    X, time_s = time_encode(encode, task.Y_test, repeats=run.config.methods.repeats)
     X = X.clone()  # out of inference mode
     row = {"method": method, "T": T, "time_s": time_s,
-           **evaluate_codes(problem, data.Y_test, X, data.X_test, components=data.components),
+           **evaluate_codes(task.problem, task.Y_test, X, task.X_test, components=task.components),
            **{k: v for k, v in params.items() if v is not None}}
     if val_err is not None:
         row["val_rmse"] = val_err
     if history is not None:
         row["epochs"] = len(history.epoch)
-    if probe is not None:
-        row["class_error"] = probe(X)
-    sparsity, rmse = per_sample_stats(X, data.X_test)
+    if task.probe is not None:
+        row["class_error"] = task.probe(X)
+    sparsity, rmse = per_sample_stats(X, task.X_test)
     save_npz(run.path("results", f"{method}_T{T}.npz"), sparsity=sparsity, rmse=rmse, X_head=X[:16].cpu().numpy())
     write_json(run.path("results", f"{method}_T{T}.json"), row)
     return row
@@ -180,8 +185,7 @@ def step_methods(run: RunContext, problem: LassoProblem, arrays: dict[str, np.nd
     """The result row of every method at every T (T-major order), computed where missing."""
     c = run.config
     run.path("models").mkdir(exist_ok=True)
-    data = _signals(c, problem, arrays, X_train, X_test)
-    probe = _probe(c, problem, arrays, data.X_test)
+    task = _task(c, problem, arrays, X_train, X_test)
     rows = []
     for T, method in itertools.product(c.methods.T, c.methods.names):
         path = run.path("results", f"{method}_T{T}.json")
@@ -189,5 +193,5 @@ def step_methods(run: RunContext, problem: LassoProblem, arrays: dict[str, np.nd
             rows.append(read_json(path))
             continue
         run.log(f"[methods] {method} T={T}")
-        rows.append(evaluate_method(run, problem, data, probe, method, T))
+        rows.append(evaluate_method(run, task, method, T))
     return rows
