@@ -4,11 +4,14 @@ A method computes codes ``X: (B, N)`` of signals ``Y: (B, M)`` at a fixed cost T
 for T iterations (ISTA, FISTA, SALSA) or an unrolled encoder of T layers (LISTA, LSALSA, trained
 or not). Whatever dispatches on a method's name (the experiment runner and its report, model
 files for ``lsalsa separate``, the scikit-learn estimators through :func:`lsalsa.pipeline.fit_encoder`)
-asks :data:`METHODS`, so a new method is added here, once. Only the SALSA family takes SALSA's
-penalty ``mu``; :class:`Method` passes it to them and to no one else.
+asks :data:`METHODS`. The registry is made from the solvers' and the encoders' own tables
+(:data:`lsalsa.SOLVERS`, :data:`lsalsa.ENCODERS`), so a new solver or encoder registered there
+is a method everywhere. Only the SALSA family takes SALSA's penalty ``mu``; :class:`Method`
+passes it to them and to no one else.
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,10 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .encoders import LISTA, LSALSA
+from .encoders import ENCODERS
 from .errors import LsalsaError
 from .problem import LassoProblem
-from .solvers import SolverResult, fista, ista, salsa
+from .solvers import SOLVERS, SolverResult
 
 Encode = Callable[[torch.Tensor], torch.Tensor]
 
@@ -79,13 +82,16 @@ class Method:
         return lambda Y: self.solve(problem, Y, n_iter=n_iter, mu=mu).X
 
 
-METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("ista", solver=ista),
-    Method("fista", solver=fista),
-    Method("salsa", solver=salsa, takes_mu=True),
-    Method("lista", encoder=LISTA),
-    Method("lsalsa", encoder=LSALSA, takes_mu=True),
-)}
+def _takes_mu(build: Callable[..., Any]) -> bool:
+    """Whether a solver (or an encoder's ``from_problem``) has SALSA's penalty ``mu``."""
+    return "mu" in inspect.signature(build).parameters
+
+
+METHODS: dict[str, Method] = {
+    **{name: Method(name, solver=fn, takes_mu=_takes_mu(fn)) for name, fn in SOLVERS.items()},
+    **{name: Method(name, encoder=cls, takes_mu=_takes_mu(cls.from_problem)) for name, cls in ENCODERS.items()},
+}
+"""Every method by name: "ista", "fista", "salsa" (solvers), "lista", "lsalsa" (encoders)."""
 
 
 def get_method(name: Any, where: str = "method") -> Method:

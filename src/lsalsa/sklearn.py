@@ -179,29 +179,29 @@ class _UnrolledCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     def _check_dictionary(self, n_features: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         """The given dictionary (rows = atoms, scikit-learn's layout) as the paper's ``A: (M, N)``."""
         try:
-            D = np.asarray(self.dictionary.detach().cpu() if isinstance(self.dictionary, torch.Tensor)
-                           else self.dictionary)
+            atoms = np.asarray(self.dictionary.detach().cpu() if isinstance(self.dictionary, torch.Tensor)
+                            else self.dictionary)
         except (TypeError, ValueError) as exc:
             raise LsalsaError(
                 f"dictionary: expected an array (n_atoms, n_features), got {type(self.dictionary).__name__}"
             ) from exc
-        if D.ndim != 2 or D.shape[1] != n_features or D.shape[0] == 0:
+        if atoms.ndim != 2 or atoms.shape[1] != n_features or atoms.shape[0] == 0:
             raise LsalsaError(
                 f"dictionary: expected shape (n_atoms, {n_features}) with atoms as rows (scikit-learn's "
-                f"layout, the transpose of the paper's A), got {D.shape}"
+                f"layout, the transpose of the paper's A), got {atoms.shape}"
             )
-        if self.n_atoms is not None and D.shape[0] != self.n_atoms:
-            raise LsalsaError(f"n_atoms: expected None or {D.shape[0]} (the dictionary's rows), got {self.n_atoms!r}")
-        if not (np.issubdtype(D.dtype, np.floating) or np.issubdtype(D.dtype, np.integer)):
-            raise LsalsaError(f"dictionary: expected real numbers, got dtype {D.dtype}")
-        if not np.isfinite(D).all():
-            n_bad = int((~np.isfinite(D)).sum())
+        if self.n_atoms is not None and atoms.shape[0] != self.n_atoms:
+            raise LsalsaError(f"n_atoms: expected None or {atoms.shape[0]} (the dictionary's rows), got {self.n_atoms!r}")
+        if not (np.issubdtype(atoms.dtype, np.floating) or np.issubdtype(atoms.dtype, np.integer)):
+            raise LsalsaError(f"dictionary: expected real numbers, got dtype {atoms.dtype}")
+        if not np.isfinite(atoms).all():
+            n_bad = int((~np.isfinite(atoms)).sum())
             raise LsalsaError(f"dictionary: expected finite values, found {n_bad} NaN/Inf entries")
-        zero = np.flatnonzero(~D.any(axis=1))
+        zero = np.flatnonzero(~atoms.any(axis=1))
         if zero.size:
             raise LsalsaError(f"dictionary: expected no zero atom (row), but row(s) {zero[:10].tolist()} are all zero")
         # a copy: the problem and encoder must not share memory with the user's array
-        return torch.tensor(D.T, dtype=dtype, device=device)
+        return torch.tensor(atoms.T, dtype=dtype, device=device)
 
     # ---- encoding ---------------------------------------------------------------------------
     def transform(self, X: Any) -> np.ndarray:
@@ -362,8 +362,8 @@ _SHARED_ATTRIBUTES = """
 
     Notes
     -----
-    Conventions and scope: see :mod:`lsalsa.sklearn`. The estimator pickles (the encoder is a torch module); ``get_params``/``set_params``/``clone``
-    work as for any scikit-learn estimator, and arguments are validated in ``fit``.
+    Conventions and scope: :mod:`lsalsa.sklearn`. The estimator pickles, and ``get_params``,
+    ``set_params`` and ``clone`` work as for any scikit-learn estimator.
 """
 
 
