@@ -8,7 +8,7 @@ import torch
 
 import lsalsa
 from lsalsa import LassoProblem, LsalsaError
-from lsalsa.solvers import auto_mu, ista_operators, ista_step, salsa_operators, salsa_readout, salsa_step
+from lsalsa.solvers import auto_mu, ista_operators, ista_step, salsa_operators
 from lsalsa.solvers._common import relative_change
 
 
@@ -22,18 +22,15 @@ def plain_salsa(problem, Y, mu, n_iter=None, tol=1e-6, max_iter=1000, relaxation
     iters = n_iter if n_iter is not None else max_iter
     k = 0
     for k in range(1, iters + 1):
-        if relaxation == 1.0:
-            X_new, D = salsa_step(X, D, B, S, mu, t)  # the shared iteration, as LSALSA runs it
-        else:
-            U = lsalsa.soft_threshold(X + D, t)
-            U_hat = relaxation * U + (1 - relaxation) * X
-            X_new = (B + mu * (U_hat - D)) @ S.T
-            D = D - U_hat + X_new
+        U = lsalsa.soft_threshold(X + D, t)
+        U_hat = U if relaxation == 1.0 else relaxation * U + (1 - relaxation) * X
+        X_new = (B + mu * (U_hat - D)) @ S.T
+        D = D - U_hat + X_new
         change = relative_change(X_new, X)
         X = X_new
         if n_iter is None and change < tol:
             break
-    return salsa_readout(X, D, t), k
+    return lsalsa.soft_threshold(X + D, t), k
 
 
 def plain_fista(problem, Y, n_iter):

@@ -163,9 +163,9 @@ def test_compiled_and_lapack_solves_agree(dtype, single, mca, Y64):
 
 def test_lapack_polish_tries_stable_signs(single, Y64, monkeypatch):
     # off a CPU (here: with the eager rule switched off) rows are tried once their signs held
-    salsa_module = sys.modules["lsalsa.solvers.salsa"]
+    polish_module = sys.modules["lsalsa.solvers.polish"]
     eager = lsalsa.salsa(single, Y64, mu=0.5, tol=1e-9, polish=True)
-    monkeypatch.setattr(salsa_module, "eager_polish", lambda device, n_atoms: False)
+    monkeypatch.setattr(polish_module, "eager_polish", lambda device, n_atoms: False)
     stable = lsalsa.salsa(single, Y64, mu=0.5, tol=1e-9, polish=True)
     assert stable.converged and stable.n_iter > eager.n_iter
     torch.testing.assert_close(stable.X, eager.X, rtol=0, atol=1e-9)

@@ -35,8 +35,11 @@ def splitting_operator(A: torch.Tensor, mu: float, method: str = "auto") -> torc
     -------
     S : (N, N) tensor, symmetric positive definite.
     """
-    A = check_float_matrix(A, "A")
-    mu = check_positive(mu, "mu")
+    return factor_splitting_operator(check_float_matrix(A, "A"), check_positive(mu, "mu"), method)
+
+
+def factor_splitting_operator(A: torch.Tensor, mu: float, method: str = "auto") -> torch.Tensor:
+    """:func:`splitting_operator` of a checked ``A`` and ``mu`` (the solvers' own call)."""
     M, N = A.shape
     if method == "auto":
         method = "woodbury" if M < N else "direct"

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._validation import as_tensor, check_codes, check_float_matrix, check_signals
+from ._validation import as_tensor, check_codes, check_dict_sizes, check_float_matrix, check_signals
 from .errors import LsalsaError
+from .kkt import kkt_residual
 from .linalg import spectral_norm_sq
 
 
@@ -36,9 +37,7 @@ class LassoProblem:
         zero = torch.nonzero(norms == 0).flatten()
         if zero.numel():
             raise LsalsaError(f"A: expected no zero column, but column(s) {zero[:10].tolist()} are all zero")
-        sizes = (N,) if dict_sizes is None else tuple(int(s) for s in dict_sizes)
-        if any(s <= 0 for s in sizes) or sum(sizes) != N:
-            raise LsalsaError(f"dict_sizes: expected positive sizes summing to N={N}, got {list(sizes)}")
+        sizes = check_dict_sizes(dict_sizes, N)
         self.A = A
         self.dict_sizes = sizes
         self.alphas = _check_alphas(alphas, len(sizes), A)
@@ -150,17 +149,12 @@ class LassoProblem:
     def kkt_violation(self, X: Any, Y: Any) -> torch.Tensor:
         """How far X is from satisfying the lasso optimality conditions, per signal.
 
-        With ``g = A^T (y - A x)``, x is optimal iff ``g_j = alpha_j sign(x_j)`` where ``x_j != 0``
-        and ``|g_j| <= alpha_j`` where ``x_j = 0``. Returns the largest violation over atoms,
-        ``(B,)``, in the units of ``alpha`` (so 0 at the optimum).
+        The largest :func:`lsalsa.kkt.kkt_residual` over atoms, ``(B,)``, in the units of
+        ``alpha`` (so 0 at the optimum): x is optimal iff, with ``g = A^T (y - A x)``,
+        ``g_j = alpha_j sign(x_j)`` where ``x_j != 0`` and ``|g_j| <= alpha_j`` elsewhere.
         """
         X, Y = self._check_pair(X, Y)
-        G = (Y - X @ self.A.T) @ self.A
-        t = self.thresholds
-        on = X != 0
-        v_on = (G - t * torch.sign(X)).abs()
-        v_off = (G.abs() - t).clamp_min(0)
-        return torch.where(on, v_on, v_off).amax(dim=1)
+        return kkt_residual((Y - X @ self.A.T) @ self.A, X, self.thresholds).amax(dim=1)
 
     def _check_pair(self, X: Any, Y: Any) -> tuple[torch.Tensor, torch.Tensor]:
         X = check_codes(X, self.n_atoms, self.A)

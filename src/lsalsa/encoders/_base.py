@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._validation import check_nonneg_float, check_nonneg_int, check_positive_int
+from .._validation import check_dict_sizes, check_nonneg_float, check_positive_int
 from ..errors import LsalsaError
 from ..problem import LassoProblem
 
@@ -18,10 +18,10 @@ LEARN_THRESHOLDS = (None, "coordinate", "dictionary")
 class UnrolledEncoder(nn.Module):
     """Base of the unrolled encoders: ``W_e: (N, M)``, splitting matrices ``S``, thresholds.
 
-    Subclasses give their layers twice, as functions of the operators
-    ``f(Y, W_e, S, threshold, **options)``: ``_layers`` built from a solver's step function (the
-    trainable ``forward``) and ``_layers_inplace``, the same arithmetic without autograd in reused
-    buffers (:meth:`encode`); ``_layer_options`` returns the options. They add their own
+    Subclasses give their layers once, as a function of the operators
+    ``_layers(Y, W_e, S, threshold, inplace=False, **options)`` built from a solver's step
+    function: fresh tensors for the trainable ``forward``, reused buffers without autograd for
+    :meth:`encode`; ``_layer_options`` returns the options. They add their own
     hyper-parameters to :meth:`config`. Parameters are created as zeros; ``from_problem`` (in the
     subclasses) or ``load_state_dict`` gives them values.
 
@@ -59,7 +59,7 @@ class UnrolledEncoder(nn.Module):
         self.n_features = check_positive_int(n_features, "n_features")
         self.n_atoms = check_positive_int(n_atoms, "n_atoms")
         self.n_layers = check_positive_int(n_layers, "n_layers")
-        self.dict_sizes = _check_sizes(dict_sizes, self.n_atoms)
+        self.dict_sizes = check_dict_sizes(dict_sizes, self.n_atoms, total="n_atoms")
         self.alphas = _check_alphas(alphas, len(self.dict_sizes))
         if not isinstance(tied, bool):
             raise LsalsaError(f"tied: expected True or False, got {tied!r}")
@@ -129,7 +129,6 @@ class UnrolledEncoder(nn.Module):
 
     # ---- forward and inference -----------------------------------------------------------
     _layers: Callable[..., torch.Tensor]
-    _layers_inplace: Callable[..., torch.Tensor]
 
     def _layer_options(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -143,9 +142,9 @@ class UnrolledEncoder(nn.Module):
     def encode(self, Y: torch.Tensor, *, dtype: torch.dtype | None = None, compile: bool | str = False) -> torch.Tensor:
         """Codes for inference: :meth:`forward`'s values, faster, without autograd.
 
-        Runs under ``torch.inference_mode``, in buffers allocated once per call and updated in
-        place (see :mod:`lsalsa.encoders._inference`); equals ``forward(Y)`` up to floating-point
-        rounding (reassociated sums: about 1e-6 of the codes' scale in float32, 1e-14 in float64).
+        Runs the layers' function of :meth:`forward` under ``torch.inference_mode`` with
+        ``inplace=True``: buffers allocated once per call and updated in place, the same
+        arithmetic, so it equals ``forward(Y)``.
 
         Parameters
         ----------
@@ -154,15 +153,12 @@ class UnrolledEncoder(nn.Module):
             with bf16 tensor cores): ``W_e`` and ``S`` are cast for this call and the products'
             inputs rounded to it, while the iterates, thresholds and codes keep ``Y``'s dtype.
             bfloat16 keeps 8 significant bits, and ``x = S (b + mu w)`` loses about cond(S)
-            times that: measured relative RMSEs against float32 codes are 0.2-3% for LISTA and
-            1-12% for LSALSA (T = 1..20). On CPUs without native bf16 arithmetic the products
-            are much slower than in float32.
+            times that (measured code errors: ``benchmarks/README.md``). On CPUs without native
+            bf16 arithmetic the products are much slower than in float32.
         compile : run the trainable layers compiled by ``torch.compile``: True for its default
             mode, or a mode name. On a GPU, ``"reduce-overhead"`` replays the layers as one CUDA
-            graph, which removes the per-operation launch cost that dominates below N ~ 1000
-            (its output memory is reused by the next replay, so the codes are copied out). On a
-            CPU inductor's fused kernels were measured no faster than the default path. The
-            first call for a new shape, dtype or T compiles (seconds to a minute); the compiled
+            graph, which removes the per-operation launch cost of small layers (its output
+            memory is reused by the next replay, so the codes are copied out). The first call for a new shape, dtype or T compiles (seconds to a minute); the compiled
             code is shared by all encoders of the class and subject to torch's recompile limit
             (8 variants by default). Not combined with ``dtype``: compile a converted copy
             (``copy.deepcopy(enc).to(dtype)``).
@@ -190,7 +186,7 @@ class UnrolledEncoder(nn.Module):
                 return X if mode == "default" else X.clone()
             if dtype is not None:
                 W_e, S = W_e.to(dtype), S.to(dtype)
-            return self._layers_inplace(Y, W_e, S, threshold, **self._layer_options())
+            return self._layers(Y, W_e, S, threshold, inplace=True, **self._layer_options())
 
     def _threshold(self) -> torch.Tensor | float:
         if self.learn_thresholds is None:
@@ -237,18 +233,6 @@ def check_problem(problem: Any, n_layers: Any) -> int:
     if not isinstance(problem, LassoProblem):
         raise LsalsaError(f"problem: expected a LassoProblem, got {type(problem).__name__}")
     return check_positive_int(n_layers, "n_layers")
-
-
-def _check_sizes(dict_sizes: Any, n_atoms: int) -> tuple[int, ...]:
-    if dict_sizes is None:
-        return (n_atoms,)
-    try:
-        sizes = tuple(check_nonneg_int(s, "dict_sizes") for s in dict_sizes)
-    except TypeError as exc:
-        raise LsalsaError(f"dict_sizes: expected a sequence of ints, got {dict_sizes!r}") from exc
-    if not sizes or any(s == 0 for s in sizes) or sum(sizes) != n_atoms:
-        raise LsalsaError(f"dict_sizes: expected positive sizes summing to n_atoms={n_atoms}, got {list(sizes)}")
-    return sizes
 
 
 def _check_alphas(alphas: Any, n_dicts: int) -> tuple[float, ...]:

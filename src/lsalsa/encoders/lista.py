@@ -10,23 +10,31 @@ from .._validation import check_positive
 from ..prox import soft_threshold
 from ..problem import LassoProblem
 from ..solvers.ista import ista_operators, ista_step
+from ..solvers.iteration import filtered_input
 from ._base import UnrolledEncoder, check_problem
-from ._inference import lista_layers_inplace
 
 
 def lista_layers(
-    Y: torch.Tensor, W_e: torch.Tensor, S: torch.Tensor, threshold: torch.Tensor | float, *, n_layers: int
+    Y: torch.Tensor,
+    W_e: torch.Tensor,
+    S: torch.Tensor,
+    threshold: torch.Tensor | float,
+    *,
+    n_layers: int,
+    inplace: bool = False,
 ) -> torch.Tensor:
-    """LISTA's T layers as a function of its operators: the trainable forward (and what
-    ``encode(compile=True)`` compiles).
+    """LISTA's T layers as a function of its operators: ISTA's own step
+    (:func:`lsalsa.solvers.ista_step`) from ``x_0 = 0``.
 
-    Y: (B, M); W_e: (N, M); S: (N, N) tied or (T - 1, N, N); threshold: float or (N,).
+    Y: (B, M); W_e: (N, M); S: (N, N) tied or (T - 1, N, N); threshold: float or (N,);
+    inplace: the products into one reused buffer, no autograd (:meth:`encode`).
     Returns the codes ``(B, N)``.
     """
-    B = Y @ W_e.T
-    X = soft_threshold(B, threshold)  # layer 1, ista_step from x_0 = 0 without the product S 0
+    b = filtered_input(Y, W_e)
+    X = soft_threshold(b, threshold)  # layer 1, ista_step from x_0 = 0 without the product S 0
+    buffer = torch.empty_like(b) if inplace else None
     for t in range(1, n_layers):
-        X = ista_step(X, B, S if S.ndim == 2 else S[t - 1], threshold)
+        X = ista_step(X, b, S if S.ndim == 2 else S[t - 1], threshold, out=buffer)
     return X
 
 
@@ -51,9 +59,9 @@ class LISTA(UnrolledEncoder):
     dtype, device : of the parameters. Parameters start at zero: use :meth:`from_problem`.
 
     Shapes: ``forward(Y: (B, M)) -> (B, N)``; ``W_e: (N, M)``, ``S: (N, N)`` or ``(T-1, N, N)``.
-    ``encode(Y)`` computes the same codes for inference, without autograd and faster
-    (:meth:`~lsalsa.encoders._base.UnrolledEncoder.encode`: in-place buffers, optional bf16
-    products or ``torch.compile``).
+    ``encode(Y)`` computes the same codes for inference, by the same function with a reused
+    buffer (:meth:`~lsalsa.encoders._base.UnrolledEncoder.encode`; optional bf16 products or
+    ``torch.compile``).
     """
 
     def __init__(
@@ -97,7 +105,6 @@ class LISTA(UnrolledEncoder):
         return {**super().config(), "lipschitz": self.lipschitz}
 
     _layers = staticmethod(lista_layers)
-    _layers_inplace = staticmethod(lista_layers_inplace)
 
     def _layer_options(self) -> dict[str, Any]:
         return {"n_layers": self.n_layers}

@@ -8,11 +8,11 @@ import torch
 
 from .._validation import check_positive
 from ..errors import LsalsaError
-from ..prox import soft_threshold
 from ..problem import LassoProblem
-from ..solvers.salsa import DEFAULT_MU, salsa_operators, salsa_readout, salsa_step
+from ..solvers.iteration import filtered_input, unrolled_salsa
+from ..solvers.salsa import DEFAULT_MU
+from ..solvers.salsa import operators as salsa_operators_of
 from ._base import UnrolledEncoder, check_problem
-from ._inference import lsalsa_layers_inplace
 
 READOUTS = ("u", "x")
 
@@ -26,20 +26,16 @@ def lsalsa_layers(
     n_layers: int,
     mu: float,
     readout: str,
+    inplace: bool = False,
 ) -> torch.Tensor:
-    """LSALSA's T layers and read-out as a function of its operators: the trainable forward (and
-    what ``encode(compile=True)`` compiles).
+    """LSALSA's T layers and read-out as a function of its operators: SALSA's own iteration
+    (:func:`lsalsa.solvers.iteration.unrolled_salsa`) from ``x_0 = W_e y``, ``d_0 = 0``.
 
     Y: (B, M); W_e: (N, M); S: (N, N) tied or (T, N, N); threshold: float or (N,); readout "u" or
-    "x". Returns the codes ``(B, N)``.
+    "x"; inplace: reused buffers, no autograd (:meth:`encode`). Returns the codes ``(B, N)``.
     """
-    B = Y @ W_e.T
-    X, D = B, torch.zeros_like(B)
-    for t in range(n_layers):
-        X, D = salsa_step(X, D, B, S if S.ndim == 2 else S[t], mu, threshold)
-    if readout == "x":
-        return soft_threshold(X, threshold)
-    return salsa_readout(X, D, threshold)
+    codes, _, _ = unrolled_salsa(filtered_input(Y, W_e), S, mu, threshold, n_layers, readout=readout, inplace=inplace)
+    return codes
 
 
 class LSALSA(UnrolledEncoder):
@@ -53,9 +49,10 @@ class LSALSA(UnrolledEncoder):
                        d_t = d_{t-1} - u_t + x_t
         output         soft(x_T + d_T; alpha_i / mu)
 
-    Each layer is :func:`lsalsa.solvers.salsa_step`, the same function SALSA iterates, so
-    ``LSALSA.from_problem(problem, T, mu)`` computes exactly ``salsa(problem, Y, mu, n_iter=T).X``
-    until it is trained (Eq. 15, :func:`lsalsa.train_encoder`).
+    Each layer is :func:`lsalsa.solvers.salsa_step`, the same function SALSA iterates (in its
+    ``(w, v)`` form, :mod:`lsalsa.solvers.iteration`), so ``LSALSA.from_problem(problem, T, mu)``
+    computes exactly ``salsa(problem, Y, mu, n_iter=T).X``, bit for bit, until it is trained
+    (Eq. 15, :func:`lsalsa.train_encoder`).
 
     Parameters
     ----------
@@ -76,9 +73,9 @@ class LSALSA(UnrolledEncoder):
     dtype, device : of the parameters. Parameters start at zero: use :meth:`from_problem`.
 
     Shapes: ``forward(Y: (B, M)) -> (B, N)``; ``W_e: (N, M)``, ``S: (N, N)`` or ``(T, N, N)``.
-    ``encode(Y)`` computes the same codes for inference, without autograd and faster
-    (:meth:`~lsalsa.encoders._base.UnrolledEncoder.encode`: in-place buffers, optional bf16
-    products or ``torch.compile``).
+    ``encode(Y)`` computes the same codes for inference, by the same function in reused buffers
+    (:meth:`~lsalsa.encoders._base.UnrolledEncoder.encode`; optional bf16 products or
+    ``torch.compile``).
     """
 
     def __init__(
@@ -114,11 +111,11 @@ class LSALSA(UnrolledEncoder):
         the problem's dtype and device. ``options`` are ``tied``, ``learn_thresholds``, ``readout``.
         """
         n_layers = check_problem(problem, n_layers)
-        W_e, S, _ = salsa_operators(problem, mu)
         model = cls(
             problem.n_features, problem.n_atoms, n_layers, mu=mu, alphas=problem.alphas.tolist(),
             dict_sizes=problem.dict_sizes, dtype=problem.dtype, device=problem.device, **options,
         )
+        W_e, S, _ = salsa_operators_of(problem, model.mu)  # mu checked by the constructor
         model._set_operators(W_e, S)
         return model
 
@@ -126,7 +123,6 @@ class LSALSA(UnrolledEncoder):
         return {**super().config(), "mu": self.mu, "readout": self.readout}
 
     _layers = staticmethod(lsalsa_layers)
-    _layers_inplace = staticmethod(lsalsa_layers_inplace)
 
     def _layer_options(self) -> dict[str, Any]:
         return {"n_layers": self.n_layers, "mu": self.mu, "readout": self.readout}

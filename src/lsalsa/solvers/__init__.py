@@ -7,7 +7,9 @@ from ..errors import LsalsaError
 from ._common import SolverResult
 from .fista import fista
 from .ista import ista, ista_operators, ista_step
-from .salsa import DEFAULT_MU, auto_mu, salsa, salsa_operators, salsa_readout, salsa_step
+from .iteration import salsa_readout, salsa_step
+from .penalty import auto_mu
+from .salsa import DEFAULT_MU, salsa, salsa_operators
 from .support import solve_on_support
 
 SOLVERS = {"ista": ista, "fista": fista, "salsa": salsa}

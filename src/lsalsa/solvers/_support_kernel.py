@@ -3,18 +3,20 @@ and SALSA's exact finish built on it: one compiled loop over the rows (numba), e
 system solved and certified in place.
 
 Why not LAPACK: torch's batched Cholesky makes one LAPACK call per row, and at the support sizes
-of 10x10 patch codes (5-30 atoms) the call costs more than its arithmetic; with the index
-bookkeeping around it a row took 5.5 us, this loop 1-2 us (10,000 MNIST patch codes, one core).
-Above ``MAX_SUPPORT`` atoms the O(k^3) arithmetic dominates and LAPACK's blocked kernels win, so
-those rows are left to it.
+of patch codes (tens of atoms) the call and the index bookkeeping around it cost more than the
+arithmetic (``benchmarks/bench_polish.py``). Above ``MAX_SUPPORT`` atoms the O(k^3) arithmetic
+dominates and LAPACK's blocked kernels win, so those rows are left to it.
 """
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
 import torch
+
+from ..kkt import kkt_tolerance
 
 MAX_SUPPORT = 64
 """Rows with more atoms than this get status ``LARGE`` and are left for LAPACK."""
@@ -23,12 +25,30 @@ _HASH_START, _HASH_MUL = 1469598103934665603, 1099511628211  # FNV-1a's
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}  # not nnan/ninf: the NaN tests must stay
 
 
+class Rows(NamedTuple):
+    """What stays fixed while SALSA's rows are certified (numpy arrays; numba takes the tuple).
+
+    G : (N, N) ``A^T A``; C : (B, N) ``A^T y``; alpha : (N,) the per-atom alphas; t : (N,) the
+    iteration's thresholds (a row's support is ``|v_j| > t_j``); bound, on_slack : (N,)
+    ``alpha + per_atom`` and ``per_atom`` of :func:`lsalsa.kkt.kkt_tolerance`; row_slack : (B,) its
+    ``per_row``; steps : active-set corrections after a failed test.
+    """
+
+    G: np.ndarray
+    C: np.ndarray
+    alpha: np.ndarray
+    t: np.ndarray
+    bound: np.ndarray
+    on_slack: np.ndarray
+    row_slack: np.ndarray
+    steps: int
+
+
 @numba.njit(cache=True, fastmath=_FASTMATH)
 def _factor(G, idx, start, k, L):  # pragma: no cover - compiled
     """Rows ``start..k-1`` of the Cholesky factor ``L`` of ``G_SS``, ``S = idx[:k]``, given its
     rows before ``start`` (row a depends on atoms 0..a only, so an atom appended to the support
-    costs one row, O(k^2)). In the input's precision, as LAPACK would: float32 took 20% less
-    time than float64 and certified the same rows of 10,000 MNIST patches. False if singular."""
+    costs one row, O(k^2)). In the input's precision, as LAPACK would. False if singular."""
     for a in range(start, k):
         ia = idx[a]
         for b in range(a + 1):
@@ -60,10 +80,12 @@ def _substitute(c, alpha, idx, sgn, k, L, r):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
-def _violation(G, c, alpha, bound, on_slack, row_slack, idx, k, r, corr):  # pragma: no cover - compiled
+def _violation(fixed, c, row_slack, idx, k, r, corr):  # pragma: no cover - compiled
     """The KKT test of ``x`` (``r[:k]`` on ``idx[:k]``, 0 elsewhere), with ``corr = c - G x``:
     -1 if it passes, -2 if an equation on the support fails (rounding: give up), else the atom
-    off the support that violates ``|corr_j| <= alpha_j`` most."""
+    off the support that violates ``|corr_j| <= alpha_j`` most. :func:`lsalsa.kkt.kkt_residual`
+    within :func:`lsalsa.kkt.kkt_tolerance`, transcribed for numba."""
+    G, alpha, bound, on_slack = fixed.G, fixed.alpha, fixed.bound, fixed.on_slack
     N = c.shape[0]
     for j in range(N):
         corr[j] = c[j]
@@ -85,12 +107,13 @@ def _violation(G, c, alpha, bound, on_slack, row_slack, idx, k, r, corr):  # pra
 
 
 @numba.njit(cache=True)
-def _certify(G, c, alpha, bound, on_slack, row_slack, idx, sgn, k, steps, x, corr):  # pragma: no cover - compiled
+def _certify(fixed, c, row_slack, idx, sgn, k, x, corr):  # pragma: no cover - compiled
     """One row from the support ``idx[:k]`` with signs ``sgn[:k]``: solve, then up to ``steps``
     active-set corrections (atoms whose sign flipped leave, else the most violating atom enters
     with the sign of its correlation), until the KKT test passes: then ``x`` <- the optimum and
     OK; else FAILED and ``x`` untouched. The Cholesky factor is kept between corrections: an
     entering atom adds one row to it."""
+    G, alpha, steps = fixed.G, fixed.alpha, fixed.steps
     N = c.shape[0]
     kmax = min(MAX_SUPPORT, k + steps)
     L = np.empty((kmax, kmax), x.dtype)
@@ -111,7 +134,7 @@ def _certify(G, c, alpha, bound, on_slack, row_slack, idx, sgn, k, steps, x, cor
         if kept < k:
             k = kept
             continue
-        j = _violation(G, c, alpha, bound, on_slack, row_slack, idx, k, r, corr)
+        j = _violation(fixed, c, row_slack, idx, k, r, corr)
         if j == -1:
             for q in range(N):
                 x[q] = 0
@@ -126,14 +149,14 @@ def _certify(G, c, alpha, bound, on_slack, row_slack, idx, sgn, k, steps, x, cor
 
 
 @numba.njit(parallel=True, cache=True)
-def certify_rows(G, C, alpha, bound, on_slack, row_slack, V, t, rows, out, last, steps, status):  # pragma: no cover
+def certify_rows(fixed, V, rows, out, last, status):  # pragma: no cover
     """For each row i of ``V: (b, N)``, SALSA's ``v`` iterates (the code is ``soft(v; t)``): from
-    its support ``|v_j| > t_j`` and signs, :func:`_certify` with ``steps`` corrections; a
+    its support ``|v_j| > t_j`` and signs, :func:`_certify` with ``fixed.steps`` corrections; a
     certified optimum goes to ``out[rows[i]]``, with ``status[i] = OK``, else FAILED or LARGE
     (support above ``MAX_SUPPORT``). A row whose sign pattern hashes to ``last[i]`` (that
-    pattern already failed) is not tried again; ``last`` is updated. ``G: (N, N)``; ``C: (B, N)``
-    ``A^T y`` and ``row_slack: (B,)``, indexed by ``rows``; ``alpha, bound, on_slack, t: (N,)``
-    (see :func:`slacks`)."""
+    pattern already failed) is not tried again; ``last`` is updated. ``fixed`` is a
+    :class:`Rows`, whose ``C`` and ``row_slack`` are indexed by ``rows``."""
+    t = fixed.t
     b, N = V.shape
     for i in numba.prange(b):
         v = V[i]
@@ -154,14 +177,14 @@ def certify_rows(G, C, alpha, bound, on_slack, row_slack, V, t, rows, out, last,
             continue
         r = rows[i]
         corr = np.empty(N, V.dtype)
-        status[i] = _certify(G, C[r], alpha, bound, on_slack, row_slack[r], idx, sgn, k, steps, out[r], corr)
+        status[i] = _certify(fixed, fixed.C[r], fixed.row_slack[r], idx, sgn, k, out[r], corr)
 
 
-def slacks(thresholds: torch.Tensor, C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(bound, on_slack, row_slack)`` of the KKT test, ``support._slack`` split: entry (i, j) may
-    exceed alpha_j by ``sqrt(eps) alpha_j + 64 eps max_j |C_ij|``."""
-    eps = torch.finfo(C.dtype).eps
-    return (1 + eps**0.5) * thresholds, eps**0.5 * thresholds, 64 * eps * C.abs().amax(dim=1)
+def fixed_rows(G: torch.Tensor, C: torch.Tensor, alphas: torch.Tensor, t: torch.Tensor, steps: int) -> Rows:
+    """The :class:`Rows` record of CPU tensors ``G: (N, N)``, ``C: (B, N)``, ``alphas, t: (N,)``."""
+    per_atom, per_row = kkt_tolerance(alphas, C)
+    arrays = (G, C, alphas, t, alphas + per_atom, per_atom, per_row)
+    return Rows(*(x.detach().contiguous().numpy() for x in arrays), int(steps))
 
 
 def set_threads() -> None:
@@ -176,8 +199,8 @@ def solve_small(
     corrections (the support: ``U != 0``); returns ``(X: (B, N), status: (B,) uint8)``, ``X = U``
     where not OK."""
     X, status = U.clone(), torch.empty(U.shape[0], dtype=torch.uint8)
-    rows, zeros, last = torch.arange(U.shape[0]), torch.zeros_like(thresholds), torch.zeros(U.shape[0], dtype=torch.int64)
+    rows, last = torch.arange(U.shape[0]), torch.zeros(U.shape[0], dtype=torch.int64)
     set_threads()
-    inputs = (G, C, thresholds, *slacks(thresholds, C), U, zeros, rows, X, last)
-    certify_rows(*(x.detach().contiguous().numpy() for x in inputs), 0, status.numpy())
+    fixed = fixed_rows(G, C, thresholds, torch.zeros_like(thresholds), 0)
+    certify_rows(fixed, U.detach().contiguous().numpy(), rows.numpy(), X.numpy(), last.numpy(), status.numpy())
     return X, status

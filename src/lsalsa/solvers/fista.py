@@ -32,18 +32,18 @@ def fista(
     check_every = check_check_every(check_every)
     with torch.no_grad():
         W_e, S, theta = ista_operators(problem)
-        # The Gram form: A^T A / L (inside S) and A^T y / L (B) are formed once, so an
+        # The Gram form: A^T A / L (inside S) and A^T y / L (b) are formed once, so an
         # iteration is one (B, N) x (N, N) GEMM whatever M is. Rows are independent: without a
         # callback they run in cache-sized blocks (see row_blocks), each to its own stop.
-        B = Y @ W_e.T
-        blocks = row_blocks(B) if callback is None else [slice(None)]
-        runs = [_fista_loop(B[r], S.T, theta, iters, truncated, tol, callback, check_every) for r in blocks]
+        b = Y @ W_e.T
+        blocks = row_blocks(b) if callback is None else [slice(None)]
+        runs = [_fista_loop(b[r], S.T, theta, iters, truncated, tol, callback, check_every) for r in blocks]
         X, k, change = torch.cat([x for x, _, _ in runs]), max(k for _, k, _ in runs), max(c for _, _, c in runs)
     return SolverResult(X, k, change < tol, change)
 
 
 def _fista_loop(
-    B: torch.Tensor,
+    b: torch.Tensor,
     St: torch.Tensor,
     theta: torch.Tensor | float,
     iters: int,
@@ -59,22 +59,22 @@ def _fista_loop(
         lo, hi = -float(theta), float(theta)
     # x_k, x_{k-1} (overwritten by x_{k+1}) and z; ``tmp`` holds clamp(v) for the
     # soft-threshold ``v - clamp(v)`` and differences.
-    X = torch.zeros_like(B)
-    X_new = torch.empty_like(B)
-    Z = torch.zeros_like(B)
-    tmp = torch.empty_like(B)
+    X = torch.zeros_like(b)
+    X_new = torch.empty_like(b)
+    Z = torch.zeros_like(b)
+    tmp = torch.empty_like(b)
     t = 1.0
     change, k = math.inf, 0
     for k in range(1, iters + 1):
         if k == 1:
-            X_new.copy_(B)  # z = 0: the product vanishes
+            X_new.copy_(b)  # z = 0: the product vanishes
         else:
-            torch.addmm(B, Z, St, out=X_new)
+            torch.addmm(b, Z, St, out=X_new)
         X_new.sub_(torch.clamp(X_new, lo, hi, out=tmp))
         t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
         torch.lerp(X_new, X, -(t - 1.0) / t_new, out=Z)  # X_new + beta (X_new - X)
         if k == iters or (not truncated and k % check_every == 0):
-            change = _change(X_new, X, tmp)
+            change = relative_change(X_new, X, out=tmp)
         X, X_new, t = X_new, X, t_new
         # a copy: X is a buffer the next iterations overwrite, and callbacks may keep it
         if callback is not None and callback(k, X.clone()):
@@ -83,11 +83,3 @@ def _fista_loop(
             break
     return X, k, change
 
-
-def _change(X_new: torch.Tensor, X: torch.Tensor, tmp: torch.Tensor) -> float:
-    """:func:`relative_change` with the difference written into ``tmp``."""
-    if not X.shape[0]:
-        return relative_change(X_new, X)
-    num = torch.linalg.vector_norm(torch.sub(X_new, X, out=tmp), dim=1)
-    den = torch.linalg.vector_norm(X_new, dim=1).clamp_min(torch.finfo(X.dtype).tiny)
-    return float((num / den).max())

@@ -7,6 +7,7 @@ import torch
 
 from ..prox import soft_threshold
 from ..problem import LassoProblem
+from .iteration import filtered_input
 from ._common import Callback, SolverResult, check_run_args, prox_threshold, relative_change
 
 
@@ -24,12 +25,18 @@ def ista_operators(problem: LassoProblem) -> tuple[torch.Tensor, torch.Tensor, t
     return W_e, S, prox_threshold(problem, L)
 
 
-def ista_step(X: torch.Tensor, B: torch.Tensor, S: torch.Tensor, theta: torch.Tensor | float) -> torch.Tensor:
-    """One ISTA / LISTA layer: ``soft(B + X S^T; theta)``.
+def ista_step(
+    X: torch.Tensor, b: torch.Tensor, S: torch.Tensor, theta: torch.Tensor | float, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """One ISTA / LISTA layer: ``soft(b + X S^T; theta)``.
 
-    X: (B, N) current codes; B: (B, N) the filtered input ``Y W_e^T``; S: (N, N).
+    X: (B, N) current codes; b: (B, N) the filtered input ``Y W_e^T``; S: (N, N); out: None, or a
+    (B, N) buffer for ``b + X S^T`` (the result is a fresh tensor either way). When ``S`` has a
+    lower precision than ``X`` (e.g. bfloat16 products), the product runs in ``S``'s dtype.
     """
-    return soft_threshold(torch.addmm(B, X, S.T), theta)
+    if S.dtype == X.dtype:
+        return soft_threshold(torch.addmm(b, X, S.T, out=out), theta)
+    return soft_threshold(torch.add(b, torch.mm(X.to(S.dtype), S.T), out=out), theta)
 
 
 def ista(
@@ -51,11 +58,11 @@ def ista(
     Y, iters, truncated, tol = check_run_args(problem, Y, n_iter, tol, max_iter)
     with torch.no_grad():
         W_e, S, theta = ista_operators(problem)
-        B = Y @ W_e.T
-        X = torch.zeros_like(B)
+        b = filtered_input(Y, W_e.contiguous())  # as LISTA computes it, bit for bit
+        X = torch.zeros_like(b)
         change, k = float("inf"), 0
         for k in range(1, iters + 1):
-            X_new = ista_step(X, B, S, theta)
+            X_new = ista_step(X, b, S, theta)
             if not truncated or k == iters:
                 change = relative_change(X_new, X)
             X = X_new

@@ -6,6 +6,7 @@ from typing import Callable
 import torch
 
 from ..errors import LsalsaError
+from ..kkt import kkt_residual, kkt_tolerance
 
 
 def solve_on_support(
@@ -22,11 +23,9 @@ def solve_on_support(
     than the signal has dimensions) only means "not yet": the caller keeps iterating.
 
     First-order solvers often find the support long before they converge, and then crawl
-    towards the optimum; this finish jumps there. On 10x10 MNIST patches 92% of the rows had
-    their exact support after 30 SALSA iterations; on two-dictionary MCA mixtures (N = 2048),
-    whose atoms are far more coherent, 63% after 600. It is the subspace step of active-set
-    methods (feature-sign search, Lee et al. 2007; FPC_AS, Wen et al. 2010) used as a final
-    polish.
+    towards the optimum; this finish jumps there (how often the support is found, and when:
+    ``benchmarks/bench_polish.py``). It is the subspace step of active-set methods
+    (feature-sign search, Lee et al. 2007; FPC_AS, Wen et al. 2010) used as a final polish.
 
     Parameters
     ----------
@@ -62,8 +61,7 @@ def row_certifier(
     ``soft(V; t)``, of the rows ``rows: (b,)`` of ``C: (B, N)`` (``A^T y``), writes each certified
     optimum to its row of ``out: (B, N)`` and returns ``ok: (b,)`` bool. ``last: (b,)`` int64
     holds a hash of each row's sign pattern at its last try (0 at first): a pattern that failed
-    is not solved again (on 10,000 MNIST patches 35% of the retries after the first check had
-    the same signs as the failed try, and none of them passed). Where the KKT test fails, up to
+    is not solved again (retrying the same signs never passed). Where the KKT test fails, up to
     ``steps`` active-set corrections follow: atoms whose sign flipped in the solve leave the
     support, else the atom violating the test most enters it with the sign of its correlation,
     and the system is solved again; the certificate is the same KKT test, so a correction can
@@ -74,13 +72,12 @@ def row_certifier(
     if kernel is None:
         raise LsalsaError("row_certifier needs numba and CPU tensors of float32 or float64")
     t = torch.as_tensor(t, dtype=C.dtype).expand(C.shape[1])
-    fixed = [x.detach().contiguous().numpy() for x in (G, C, thresholds, *kernel.slacks(thresholds, C))]
-    t = t.contiguous().numpy()
+    fixed = kernel.fixed_rows(G, C, thresholds, t, steps)
 
     def certify(V: torch.Tensor, rows: torch.Tensor, out: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         status = torch.empty(V.shape[0], dtype=torch.uint8)
         kernel.set_threads()
-        kernel.certify_rows(*fixed, V.numpy(), t, rows.numpy(), out.numpy(), last.numpy(), steps, status.numpy())
+        kernel.certify_rows(fixed, V.numpy(), rows.numpy(), out.numpy(), last.numpy(), status.numpy())
         return status == kernel.OK
 
     return certify
@@ -124,10 +121,9 @@ def _solve_batched(
         Xr, bad = _solve_group(G, C.index_select(0, rows), thresholds, U.index_select(0, rows), mask.index_select(0, rows), p)
         X.index_copy_(0, rows, Xr)
         failed.index_copy_(0, rows, bad)
-    corr = C - X @ G  # A^T (y - A x)
-    on = X != 0
-    violation = torch.where(on, (corr - thresholds * torch.sign(X)).abs(), (corr.abs() - thresholds).clamp_min(0))
-    ok = ~failed & (violation <= _slack(thresholds, C)).all(dim=1)  # NaN from a failed solve: not ok
+    per_atom, per_row = kkt_tolerance(thresholds, C)
+    violation = kkt_residual(C - X @ G, X, thresholds)  # C - X G = A^T (y - A x)
+    ok = ~failed & (violation <= per_atom + per_row[:, None]).all(dim=1)  # NaN from a failed solve: not ok
     return torch.where(ok[:, None], X, U), ok
 
 
@@ -165,13 +161,3 @@ def _solve_group(
     # scatter_add_: the padding's zeros land on atom 0 without overwriting a support entry
     return torch.zeros_like(U).scatter_add_(1, order, xs), failed
 
-
-def _slack(thresholds: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
-    """The KKT tolerance per entry: sqrt(eps) relative to alpha_j, plus rounding of ``A^T y``.
-
-    In float32 that is 3.5e-4 alpha_j: a coordinate left out by that much changes the objective
-    by about (3.5e-4 alpha_j)^2 / 2, far below a 1e-6 relative gap.
-    """
-    eps = torch.finfo(C.dtype).eps
-    scale = C.abs().amax(dim=1, keepdim=True)  # (B, 1)
-    return eps**0.5 * thresholds + 64 * eps * scale

@@ -1,0 +1,171 @@
+"""SALSA's iteration, written once (Alg. 2 lines 4-6, Alg. 4's loop body).
+
+:func:`salsa_step` is the one iteration: the solver's loops (:mod:`lsalsa.solvers.loops`),
+LSALSA's layers (trainable and inference, :func:`unrolled_salsa`) and the ``mu="auto"`` trial
+(:mod:`lsalsa.solvers.penalty`) all call it.
+
+The paper's iteration (rows, as everywhere: ``b = A^T y``, or ``W_e y`` in LSALSA)::
+
+    u_{k+1} = soft(x_k + d_k; alpha_i / mu)
+    x_{k+1} = S (b + mu (u_{k+1} - d_k))
+    d_{k+1} = d_k - u_{k+1} + x_{k+1}
+
+is carried in ``w_k = u_k - d_{k-1}`` and ``v_k = 2 x_k - w_k`` instead of ``(x, d)``: since
+``d_k = x_k - w_k``, ``x_k + d_k = v_k``, so with ``soft(v) = v - clamp(v)`` one iteration is
+
+    w_{k+1} = lerp(w_k, v_k - 2 clamp(v_k), rho / 2)        (2 u - v = v - 2 clamp(v))
+    v_{k+1} = 2 x_{k+1} - w_{k+1},  x_{k+1} = S (b + mu w_{k+1})
+
+``rho`` is the ADMM's relaxation (Eckstein & Bertsekas 1992), applied to the sparse variable:
+``rho = 1`` (``lerp`` weight 1/2) is SALSA as printed, the iteration LSALSA unrolls. The code
+after k iterations is ``u_{k+1} = soft(v_k)`` (:func:`salsa_readout`) and ``x_k = (v_k + w_k) / 2``.
+The start ``x_0 = b, d_0 = 0`` is ``w_0 = v_0 = x_0``.
+
+The x-update is the linear solve, and it comes in the forms its callers need, each a function
+``update(W, out) -> V`` (:func:`gram_update`: ``v = 2 S b + w H``, ``H = 2 mu S^T - I``, both terms
+formed once, one GEMM with its bias for long runs; :func:`direct_update`: ``v = 2 S (b + mu w) -
+w`` from ``S`` itself, nothing formed beforehand, for T layers whose ``S`` is learned or differs
+per layer; the trial's own, batched over candidates). The rest of the iteration is the same
+arithmetic in every caller. ``out=None`` computes in fresh tensors (what autograd needs);
+a scratch buffer makes the step update ``W`` and ``V`` in place (three passes over ``(B, N)``
+besides the x-update).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ..prox import soft_threshold
+from ._common import row_change
+
+XUpdate = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+
+
+def salsa_step(
+    W: torch.Tensor,
+    V: torch.Tensor,
+    update: XUpdate,
+    lo: torch.Tensor | float,
+    hi: torch.Tensor | float,
+    half_rho: float = 0.5,
+    scratch: torch.Tensor | None = None,
+    out: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SALSA iteration / LSALSA layer in the ``(w, v)`` form (module docstring).
+
+    W, V : (B, N) iterates (or (K, B, N), a batch per candidate mu).
+    update : the x-update ``update(W, out) -> V`` (:func:`gram_update`, :func:`direct_update`).
+    lo, hi : ``-t, t`` with the thresholds ``t = alpha_i / mu`` (floats, or tensors that
+        broadcast against ``V``).
+    half_rho : ``rho / 2``; 1/2 is SALSA as printed.
+    scratch : None computes in fresh tensors (autograd); a tensor like ``V`` makes the step write
+        into buffers instead: ``out = (W_out, V_out)``, by default ``W`` and ``V`` themselves
+        (in place). The update may reuse ``scratch`` too.
+
+    Returns the new ``(W, V)``.
+    """
+    if scratch is None:
+        R = torch.sub(V, torch.clamp(V, lo, hi), alpha=2.0)  # 2 u - v
+        W = torch.lerp(W, R, half_rho)
+        return W, update(W, None)
+    W_out, V_out = (W, V) if out is None else out
+    R = torch.sub(V, torch.clamp(V, lo, hi, out=scratch), alpha=2.0, out=V_out)
+    W = torch.lerp(W, R, half_rho, out=W_out)
+    return W, update(W, R)
+
+
+def salsa_readout(V: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:
+    """The sparse code after the iterations so far: ``u = soft(x + d; alpha/mu) = soft(v)``.
+
+    Algorithms 3/4 print ``soft(x_T)``; but at the ADMM fixed point ``x = u`` is already the
+    lasso solution, so shrinking x again would bias it by alpha/mu and truncated SALSA could
+    never reach the optimal codes. ``u``, the ADMM's sparse variable, converges to them.
+    """
+    return soft_threshold(V, threshold)
+
+
+def gram_update(Sb2: torch.Tensor, H: torch.Tensor) -> XUpdate:
+    """The x-update ``v = 2 S b + w H`` with ``Sb2 = 2 b S^T: (B, N)`` and ``H = 2 mu S^T - I:
+    (N, N)`` formed once (one GEMM with its bias per iteration); 3-D ``(K, B, N)`` and
+    ``(K, N, N)`` give one x-update per candidate."""
+    product = torch.addmm if H.ndim == 2 else torch.baddbmm
+    return lambda W, out=None: product(Sb2, W, H, out=out)
+
+
+def gram_matrix(S: torch.Tensor, mu: float) -> torch.Tensor:
+    """``H = 2 mu S^T - I: (N, N)`` of :func:`gram_update`, contiguous (MKL's GEMM on a
+    transposed view was slower)."""
+    eye = torch.eye(S.shape[0], dtype=S.dtype, device=S.device)
+    return (2 * mu * S.T - eye).contiguous()
+
+
+def filtered_input(Y: torch.Tensor, W_e: torch.Tensor) -> torch.Tensor:
+    """``b = Y W_e^T: (B, N)`` for ``Y: (B, M)``, ``W_e: (N, M)``; the product in ``W_e``'s dtype,
+    returned in ``Y``'s (no copies when they agree). The solvers pass ``W_e`` contiguous, as the
+    encoders hold it, so that both compute the same product bit for bit."""
+    return torch.mm(Y.to(W_e.dtype), W_e.T).to(Y.dtype)
+
+
+def direct_update(b: torch.Tensor, S: torch.Tensor, mu: float, scratch: torch.Tensor | None = None) -> XUpdate:
+    """The x-update ``v = 2 S (b + mu w) - w`` from ``S: (N, N)`` itself, for ``b: (B, N)``.
+
+    ``scratch`` (in place) holds ``b + mu w``; it may be the step's own scratch. When ``S`` has
+    a lower precision than ``b`` (e.g. bfloat16 products), ``b + mu w`` is written in ``S``'s
+    dtype and the product promoted back, so only the product's inputs are rounded.
+    """
+    St = S.T
+
+    def update(W: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        P = torch.add(b, W, alpha=mu, out=scratch)
+        if St.dtype == W.dtype:
+            return torch.addmm(W, P, St, beta=-1.0, alpha=2.0, out=out)
+        # mixed precision: the product in S's dtype, the sum in W's
+        return torch.sub(2.0 * torch.mm(P.to(St.dtype), St).to(W.dtype), W, out=out)
+
+    return update
+
+
+def unrolled_salsa(
+    b: torch.Tensor,
+    S: torch.Tensor,
+    mu: float,
+    threshold: torch.Tensor | float,
+    n_iter: int,
+    *,
+    half_rho: float = 0.5,
+    readout: str = "u",
+    inplace: bool = False,
+    callback: Callable[[int, torch.Tensor], object] | None = None,
+    change: bool = False,
+) -> tuple[torch.Tensor, int, torch.Tensor | None]:
+    """T SALSA iterations from ``x_0 = b, d_0 = 0``: truncated SALSA and LSALSA's T layers.
+
+    b : (B, N) the filtered input ``Y W_e^T`` (``A^T y`` for the solver).
+    S : (N, N) shared by the iterations, or (T, N, N) one per iteration (untied LSALSA).
+    threshold : ``alpha_i / mu``, a float or (N,) tensor of ``b``'s dtype.
+    readout : "u" for ``soft(x_T + d_T)``; "x" for the paper's printed ``soft(x_T)``.
+    inplace : iterate in reused buffers (no autograd).
+    callback : ``callback(k, U)`` after iteration k with the current code; True stops.
+    change : also return each row's ``||x_k - x_{k-1}|| / ||x_k||`` of the last iteration.
+
+    Returns ``(codes (B, N), iterations run, each row's last relative change (B,) or None)``.
+    """
+    lo, hi = -threshold, threshold
+    W = V = b  # w_0 = v_0 = x_0; in place, the first step writes into the buffers
+    buffers = (torch.empty_like(b), torch.empty_like(b)) if inplace else None
+    scratch = torch.empty_like(b, dtype=S.dtype) if inplace else None  # b + mu w, in S's dtype
+    step_scratch = scratch if scratch is None or S.dtype == b.dtype else torch.empty_like(b)
+    X_prev, k = None, 0
+    for k in range(1, n_iter + 1):
+        if change and (callback is not None or k == n_iter):
+            X_prev = torch.lerp(V, W, 0.5)
+        update = direct_update(b, S if S.ndim == 2 else S[k - 1], mu, scratch)
+        W, V = salsa_step(W, V, update, lo, hi, half_rho, step_scratch, buffers)
+        if callback is not None and callback(k, salsa_readout(V, threshold)):
+            break
+    rel = None if X_prev is None else row_change(torch.lerp(V, W, 0.5), X_prev, out=X_prev)
+    if readout == "x":
+        return soft_threshold(torch.lerp(V, W, 0.5), threshold), k, rel
+    return salsa_readout(V, threshold), k, rel
+

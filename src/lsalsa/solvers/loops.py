@@ -1,0 +1,115 @@
+"""SALSA run to convergence: the iterates on reused buffers, and the loop in which each row
+stops on its own (by the stopping rule, or certified by a polish strategy) and leaves the batch."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._common import Callback, row_change
+from .iteration import gram_matrix, gram_update, salsa_readout, salsa_step
+from .polish import Polisher
+
+
+class SalsaState:
+    """SALSA's ``(w, v)`` iterates (:mod:`lsalsa.solvers.iteration`) on preallocated ``(B, N)``
+    buffers, iterated by :func:`~lsalsa.solvers.iteration.salsa_step` with the Gram-form
+    x-update, from ``x_0 = S A^T y`` (the x-update of ``u = d = 0``; a few iterations fewer than
+    from ``A^T y``, and no extra work: ``S A^T y`` is the update's constant term anyway).
+
+    SAty : (B, N) ``S A^T y``; S : (N, N); threshold : ``alpha_i / mu``; relaxation : rho.
+    """
+
+    def __init__(self, SAty: torch.Tensor, S: torch.Tensor, mu: float, threshold: torch.Tensor | float,
+                 relaxation: float):
+        self.threshold, self.half_rho = threshold, relaxation / 2
+        self.lo, self.hi = -threshold, threshold
+        self.H = gram_matrix(S, mu)
+        self._rows(2 * SAty, SAty.clone(), SAty.clone())  # v_0 = 2 x_0 - w_0 = x_0
+
+    def _rows(self, SAty2: torch.Tensor, W: torch.Tensor, V: torch.Tensor) -> None:
+        self.SAty2, self.W, self.V = SAty2, W, V
+        self.update = gram_update(SAty2, self.H)
+        self.scratch, self.X_prev = torch.empty_like(W), torch.empty_like(W)
+
+    def step(self) -> None:
+        self.W, self.V = salsa_step(self.W, self.V, self.update, self.lo, self.hi, self.half_rho, self.scratch)
+
+    def readout(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The codes ``soft(v)`` after the iterations so far (of ``rows`` only if given)."""
+        return salsa_readout(self.V if rows is None else self.V[rows], self.threshold)
+
+    def save_x(self) -> None:
+        """Keep the current ``x = (v + w) / 2`` for the next :meth:`row_change`."""
+        torch.lerp(self.V, self.W, 0.5, out=self.X_prev)
+
+    def row_change(self) -> torch.Tensor:
+        """Each row's relative change of x since the last :meth:`save_x`, ``(B,)``."""
+        return row_change(torch.lerp(self.V, self.W, 0.5, out=self.scratch), self.X_prev, out=self.X_prev)
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Drop every row but ``rows`` (indices into the current batch)."""
+        self._rows(self.SAty2[rows], self.W[rows], self.V[rows])
+
+
+def run_to_convergence(
+    state: SalsaState,
+    *,
+    tol: float,
+    max_iter: int,
+    check_every: int,
+    polisher: Polisher | None = None,
+    callback: Callback | None = None,
+) -> tuple[torch.Tensor, int, torch.Tensor]:
+    """Iterate ``state``; every ``check_every`` iterations (and at ``max_iter``) each running row
+    is tested and leaves the batch when its relative change is below ``tol`` or ``polisher``
+    certifies its exact code, so the iterations get cheaper as rows converge.
+    ``callback(k, U)`` after every iteration sees all rows' current codes; True stops.
+
+    Returns ``(U (B, N), iterations of the longest row, each row's last relative change (B,))``.
+    """
+    n = state.V.shape[0]
+    out = torch.empty_like(state.V)
+    changes = torch.full((n,), math.inf, dtype=out.dtype, device=out.device)
+    rows = torch.arange(n, device=out.device)  # the rows still running, in batch order
+    k = 0
+    for k in range(1, max_iter + 1):
+        if not rows.numel():
+            k -= 1
+            break
+        check = k % check_every == 0 or k == max_iter
+        if check:
+            state.save_x()
+        state.step()
+        if check:
+            rows = _check(state, rows, out, changes, tol, polisher, final=k == max_iter)
+        if callback is not None:
+            current = out.clone()
+            current[rows] = state.readout()
+            if callback(k, current):
+                return current, k, changes
+    return out, k, changes
+
+
+def _check(state: SalsaState, rows: torch.Tensor, out: torch.Tensor, changes: torch.Tensor, tol: float,
+           polisher: Polisher | None, final: bool) -> torch.Tensor:
+    """Test the running rows, write the codes of those that stop and drop them from ``state``;
+    returns the rows still running."""
+    change = state.row_change()
+    done = change < tol
+    polished = None
+    if polisher is not None:
+        polished = polisher.check(state.V, rows, out, done)
+        change[polished], done[polished] = 0.0, True
+    changes[rows] = change
+    if final:
+        done[:] = True
+    if not done.any():
+        return rows
+    stop = torch.nonzero(done if polished is None else done & ~polished).flatten()
+    out[rows[stop]] = state.readout(stop)
+    keep = torch.nonzero(~done).flatten()
+    state.keep(keep)
+    if polisher is not None:
+        polisher.keep(keep)
+    return rows[keep]
