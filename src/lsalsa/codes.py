@@ -21,8 +21,6 @@ from .errors import LsalsaError
 from .problem import LassoProblem
 from .solvers import auto_mu, fista, salsa
 from .solvers.penalty import pilot_rows
-from .solvers.polish import resolve_polish
-from .solvers.salsa import CONVERGENT_RELAXATION
 
 SOLVERS = ("fista", "salsa")
 _HASH_ROWS = 65536  # rows hashed per read, so hashing a memmap needs bounded memory
@@ -121,8 +119,10 @@ def optimal_codes(
 
     def fill(out: np.ndarray) -> dict[str, Any]:
         run = kwargs | ({"mu": _dataset_mu(problem, Y, n)} if kwargs.get("mu") == "auto" else {})
-        facts = _solve_into(out, problem, Y, solver, run, batch_size, progress)
-        return facts | (_salsa_record(problem, run) if solver == "salsa" else {})
+        facts, settings = _solve_into(out, problem, Y, solver, run, batch_size, progress)
+        if solver != "salsa":
+            return facts
+        return facts | {"mu_used": settings["mu"], "relaxation": settings["relaxation"], "polish": settings["polish"]}
 
     if cache_dir is None:
         X_star = np.empty(shape, dtype=dtype)
@@ -148,28 +148,23 @@ def _dataset_mu(problem: LassoProblem, Y: Any, n: int) -> float:
     return auto_mu(problem, torch.from_numpy(sample).to(problem.device))
 
 
-def _salsa_record(problem: LassoProblem, kwargs: dict) -> dict[str, Any]:
-    """What SALSA ran with, for the description: the mu used, its relaxation and polish (its
-    defaults when converging, resolved as :func:`lsalsa.salsa` resolves them; only recorded)."""
-    polish = resolve_polish(kwargs["polish"], False, problem.n_atoms, problem.A.device)
-    return {"mu_used": kwargs["mu"], "relaxation": CONVERGENT_RELAXATION, "polish": polish}
-
-
 def _solve_into(
     out: np.ndarray, problem: LassoProblem, Y: Any, solver: str, kwargs: dict, batch_size: int, progress: bool
-) -> dict[str, Any]:
-    """Solve ``Y`` batch by batch into ``out``; returns convergence statistics."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Solve ``Y`` batch by batch into ``out``; returns convergence statistics and the solver's
+    resolved settings."""
     from tqdm.auto import tqdm
 
     n = out.shape[0]
-    max_kkt, max_n_iter, all_converged = 0.0, 0, True
+    max_kkt, max_n_iter, all_converged, settings = 0.0, 0, True, {}
     for i in tqdm(range(0, n, batch_size), desc="optimal codes", disable=not progress):
         Yb = torch.from_numpy(_rows(Y, slice(i, i + batch_size))).to(problem.device)
         res = _solve_batch(problem, Yb, solver, kwargs)
         out[i:i + len(Yb)] = res.X.cpu().numpy()
         max_kkt = max(max_kkt, float(problem.kkt_violation(res.X, Yb).max()))
         max_n_iter, all_converged = max(max_n_iter, res.n_iter), all_converged and res.converged
-    return {"max_kkt_violation": max_kkt, "max_n_iter": max_n_iter, "all_converged": all_converged}
+        settings = res.settings  # the same for every batch: mu is fixed for the data set
+    return {"max_kkt_violation": max_kkt, "max_n_iter": max_n_iter, "all_converged": all_converged}, settings
 
 
 def _solve_batch(problem: LassoProblem, Yb: torch.Tensor, solver: str, kwargs: dict):

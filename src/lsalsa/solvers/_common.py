@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -24,12 +24,14 @@ class SolverResult:
     n_iter : iterations run.
     converged : whether the stopping rule (relative change of x below ``tol``) held at the end.
     change : the last relative change ``max_b ||x_k - x_{k-1}|| / ||x_k||`` over the batch.
+    settings : what the solver resolved and ran with (SALSA: ``mu``, ``relaxation``, ``polish``).
     """
 
     X: torch.Tensor
     n_iter: int
     converged: bool
     change: float
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def check_run_args(problem: Any, Y: Any, n_iter: Any, tol: Any, max_iter: Any) -> tuple[torch.Tensor, int, bool, float]:

@@ -108,8 +108,11 @@ def salsa(
     with torch.no_grad():
         mu = resolve_mu(problem, mu, Y)
         A_T, S, threshold = operators(problem, mu, method)
+        settings = {"mu": mu, "relaxation": relaxation, "polish": polish}
         if truncated:
-            return _truncated(filtered_input(Y, A_T.contiguous()), S, mu, threshold, iters, relaxation, tol, callback)
+            result = _truncated(filtered_input(Y, A_T.contiguous()), S, mu, threshold, iters, relaxation, tol, callback)
+            result.settings = settings
+            return result
         SAty = Y @ (problem.A @ S.T)  # S A^T y: the x-update's constant term and the start, one product with Y
         AtY = Y @ problem.A if polish else None  # for the support solve only
         runs = []
@@ -120,7 +123,7 @@ def salsa(
                                            callback=callback))
         U, k, changes = torch.cat([u for u, _, _ in runs]), max(k for _, k, _ in runs), torch.cat([c for _, _, c in runs])
     change = float(changes.max()) if changes.numel() else 0.0
-    return SolverResult(U, k, bool((changes < tol).all()), change)
+    return SolverResult(U, k, bool((changes < tol).all()), change, settings)
 
 
 def _truncated(AtY: torch.Tensor, S: torch.Tensor, mu: float, threshold: torch.Tensor | float, iters: int,
