@@ -23,7 +23,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._validation import FLOAT_DTYPES, check_finite, check_nonneg_int, check_positive, check_positive_int
-from .encoders.io import CHECKPOINT_FORMAT, FORMAT_VERSION, atomic_save, encoder_record, read_file
+from .encoders.io import CHECKPOINT_FORMAT, encoder_record
+from .files import FORMAT_VERSION, read_torch, save_torch
 from .errors import LsalsaError
 
 OPTIMIZERS = ("sgd", "adam")
@@ -389,7 +390,7 @@ def _copy_state(encoder: nn.Module) -> dict[str, torch.Tensor]:
 # ---- checkpoints -------------------------------------------------------------------------------
 def _save_checkpoint(path: Any, encoder: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig,
                      history: TrainHistory, best: dict[str, Any] | None) -> None:
-    atomic_save(
+    save_torch(
         {
             "format": CHECKPOINT_FORMAT,
             "version": FORMAT_VERSION,
@@ -408,7 +409,7 @@ def _save_checkpoint(path: Any, encoder: nn.Module, optimizer: torch.optim.Optim
 
 def _restore(path: Any, encoder: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig):
     """Load a checkpoint into ``encoder`` and ``optimizer``; returns ``(history, best)``."""
-    ckpt = read_file(path, CHECKPOINT_FORMAT)
+    ckpt = read_torch(path, CHECKPOINT_FORMAT)
     record = ckpt.get("encoder") or {}
     own_config = encoder.config() if hasattr(encoder, "config") else None
     if record.get("class") != type(encoder).__name__ or record.get("config") != own_config:

@@ -22,8 +22,6 @@ ENCODERS: dict[str, type[nn.Module]] = {"lista": LISTA, "lsalsa": LSALSA}
 
 ENCODER_FORMAT = "lsalsa-encoder"
 CHECKPOINT_FORMAT = "lsalsa-checkpoint"
-# train.py's names for the primitives, until it imports them from lsalsa.files
-atomic_save, read_file = save_torch, read_torch
 
 _DTYPES = {str(d): d for d in (torch.float16, torch.bfloat16, torch.float32, torch.float64)}
 
