@@ -60,22 +60,23 @@ def check_finite(t: torch.Tensor, name: str) -> None:
         raise LsalsaError(f"{name}: expected finite values, found {n_bad} NaN/Inf entries")
 
 
+def check_rows(value: Any, n_columns: int, like: torch.Tensor, name: str) -> torch.Tensor:
+    """A batch of rows ``(B, n_columns)`` matching ``like``'s dtype and device, finite."""
+    t = as_tensor(value, name)
+    if t.ndim != 2 or t.shape[1] != n_columns:
+        raise LsalsaError(f"{name}: expected shape (B, {n_columns}), got {tuple(t.shape)}")
+    check_same(t, like, name)
+    return check_float_matrix(t, name)
+
+
 def check_signals(Y: Any, n_features: int, like: torch.Tensor, name: str = "Y") -> torch.Tensor:
-    """Signals `Y: (B, M)` matching a problem's M, dtype and device."""
-    Y = as_tensor(Y, name)
-    if Y.ndim != 2 or Y.shape[1] != n_features:
-        raise LsalsaError(f"{name}: expected shape (B, {n_features}), got {tuple(Y.shape)}")
-    check_same(Y, like, name)
-    return check_float_matrix(Y, name)
+    """Signals ``Y: (B, M)`` matching a problem's M, dtype and device."""
+    return check_rows(Y, n_features, like, name)
 
 
 def check_codes(X: Any, n_atoms: int, like: torch.Tensor, name: str = "X") -> torch.Tensor:
-    """Codes `X: (B, N)` matching a problem's N, dtype and device."""
-    X = as_tensor(X, name)
-    if X.ndim != 2 or X.shape[1] != n_atoms:
-        raise LsalsaError(f"{name}: expected shape (B, {n_atoms}), got {tuple(X.shape)}")
-    check_same(X, like, name)
-    return check_float_matrix(X, name)
+    """Codes ``X: (B, N)`` matching a problem's N, dtype and device."""
+    return check_rows(X, n_atoms, like, name)
 
 
 def check_same(t: torch.Tensor, like: torch.Tensor, name: str) -> None:
@@ -98,9 +99,9 @@ def check_positive(value: Any, name: str) -> float:
 def check_nonneg_float(value: Any, name: str) -> float:
     try:
         v = float(value)
-    except (TypeError, ValueError) as exc:
-        raise LsalsaError(f"{name}: expected numbers >= 0, got {value!r}") from exc
-    if not v >= 0 or v == float("inf"):
+    except (TypeError, ValueError):
+        v = math.nan  # not a number: the same message
+    if not 0 <= v < math.inf:
         raise LsalsaError(f"{name}: expected finite numbers >= 0, got {value!r}")
     return v
 

@@ -59,9 +59,7 @@ class LISTA(UnrolledEncoder):
     dtype, device : of the parameters. Parameters start at zero: use :meth:`from_problem`.
 
     Shapes: ``forward(Y: (B, M)) -> (B, N)``; ``W_e: (N, M)``, ``S: (N, N)`` or ``(T-1, N, N)``.
-    ``encode(Y)`` computes the same codes for inference, by the same function with a reused
-    buffer (:meth:`~lsalsa.encoders._base.UnrolledEncoder.encode`; optional bf16 products or
-    ``torch.compile``).
+    For inference, :meth:`~lsalsa.encoders._base.UnrolledEncoder.encode`.
     """
 
     def __init__(

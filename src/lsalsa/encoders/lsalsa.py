@@ -73,9 +73,8 @@ class LSALSA(UnrolledEncoder):
     dtype, device : of the parameters. Parameters start at zero: use :meth:`from_problem`.
 
     Shapes: ``forward(Y: (B, M)) -> (B, N)``; ``W_e: (N, M)``, ``S: (N, N)`` or ``(T, N, N)``.
-    ``encode(Y)`` computes the same codes for inference, by the same function in reused buffers
-    (:meth:`~lsalsa.encoders._base.UnrolledEncoder.encode`; optional bf16 products or
-    ``torch.compile``).
+    For inference, :meth:`~lsalsa.encoders._base.UnrolledEncoder.encode`: the same function
+    and codes, in reused buffers.
     """
 
     def __init__(
