@@ -9,6 +9,8 @@ from .dictionary import dictionary_objective, learn_dictionaries, learn_dictiona
 from .encoders import ENCODERS, LISTA, LSALSA, load_encoder, save_encoder
 from .metrics import code_rmse
 from .train import TrainConfig, TrainHistory, TrainState, train_encoder
+from .methods import METHODS
+from .pipeline import fit_encoder
 from .bundle import SeparationModel, load_model, save_model
 from .separation import Separation, read_image, separate_image
 
@@ -19,6 +21,6 @@ __all__ = [
     "SOLVERS", "SolverResult", "solve", "ista", "fista", "salsa",
     "data", "learn_dictionary", "learn_dictionaries", "dictionary_objective", "optimal_codes",
     "ENCODERS", "LISTA", "LSALSA", "save_encoder", "load_encoder", "code_rmse",
-    "TrainConfig", "TrainHistory", "TrainState", "train_encoder",
+    "TrainConfig", "TrainHistory", "TrainState", "train_encoder", "METHODS", "fit_encoder",
     "SeparationModel", "save_model", "load_model", "Separation", "separate_image", "read_image",
 ]

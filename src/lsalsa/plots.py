@@ -14,10 +14,15 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .methods import METHODS  # noqa: E402
+
 METHOD_COLORS = {"fista": "tab:blue", "ista": "tab:cyan", "salsa": "tab:orange", "lista": "tab:green", "lsalsa": "black"}
-METHOD_LABELS = {"fista": "FISTA", "ista": "ISTA", "salsa": "SALSA", "lista": "LISTA", "lsalsa": "LSALSA"}
 AXIS_LABELS = {"T": "iterations / layers T", "time_s": "inference wall-clock time [s]", "rmse": "code RMSE",
                "class_error": "classification error [%]", "sparsity": "sparsity (fraction of zeros)"}
+
+
+def _label(method: str) -> str:
+    return METHODS[method].label if method in METHODS else method
 
 
 def _by_method(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -35,7 +40,7 @@ def plot_curves(rows: Sequence[dict[str, Any]], x: str = "T", y: str = "rmse", *
         rs = sorted((r for r in rs if r.get(x) is not None and r.get(y) is not None), key=lambda r: r[x])
         if not rs:
             continue
-        ax.plot([r[x] for r in rs], [r[y] for r in rs], "o-", ms=4, label=METHOD_LABELS.get(method, method),
+        ax.plot([r[x] for r in rs], [r[y] for r in rs], "o-", ms=4, label=_label(method),
                 color=METHOD_COLORS.get(method))
     if logx if logx is not None else x == "time_s":
         ax.set_xscale("log")
@@ -58,7 +63,7 @@ def plot_sparsity_vs_error(clouds: dict[tuple[str, int], tuple[np.ndarray, np.nd
     for ax, T in zip(axes[0], Ts):
         for (method, t), (s, e) in clouds.items():
             if t == T:
-                ax.scatter(s, e, s=4, alpha=0.4, color=METHOD_COLORS.get(method), label=METHOD_LABELS.get(method, method))
+                ax.scatter(s, e, s=4, alpha=0.4, color=METHOD_COLORS.get(method), label=_label(method))
         ax.set_title(f"T = {T}")
         ax.set_xlabel(AXIS_LABELS["sparsity"])
         ax.set_yscale("log")

@@ -12,20 +12,20 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._validation import FLOAT_DTYPES, check_finite, check_nonneg_int, check_positive, check_positive_int
+from ._validation import FLOAT_DTYPES, check_nonneg_int, check_positive, check_positive_int
 from .encoders.io import CHECKPOINT_FORMAT, encoder_record
 from .files import FORMAT_VERSION, read_torch, save_torch
 from .errors import LsalsaError
+from .training_data import Batches, epoch_batches, training_set, validation_set
 
 OPTIMIZERS = ("sgd", "adam")
 # TrainConfig fields a resumed run may change without changing what it computes
@@ -115,17 +115,6 @@ class TrainState:
     history: TrainHistory
 
 
-Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
-
-
-@dataclass
-class _Tensors:
-    """A data set given as tensors (as opposed to an iterable of batches)."""
-
-    Y: torch.Tensor
-    X_star: torch.Tensor
-
-
 def train_encoder(
     encoder: nn.Module,
     Y: torch.Tensor | Batches,
@@ -175,8 +164,8 @@ def train_encoder(
     if config.device is not None:
         encoder.to(config.device)
     device = params[0].device if config.device is None else torch.device(config.device)
-    train_data = _dataset(encoder, Y, X_star, "Y", "X_star", params[0].dtype, device)
-    val_data = None if val is None else _validation_set(encoder, val, params[0].dtype, device)
+    train_data = training_set(encoder, Y, X_star, "Y", "X_star", params[0].dtype, device)
+    val_data = None if val is None else validation_set(encoder, val, params[0].dtype, device)
     optimizer = _make_optimizer(config, encoder.parameters())
 
     history, best = TrainHistory(), None
@@ -186,7 +175,7 @@ def train_encoder(
     if start == 0 and val_data is not None:
         # The initial parameters (e.g. exact SALSA) are a candidate too: training that only
         # makes the validation loss worse then leaves the encoder as it started (best_epoch 0).
-        initial = _evaluate(encoder, _batches(val_data, config, None), device)
+        initial = _evaluate(encoder, epoch_batches(val_data, config.batch_size, config.seed, None), device)
         best = {"epoch": 0, "val_loss": initial, "state_dict": _copy_state(encoder)}
         history.best_epoch = 0
     # A resumed run that converged or was stopped by a callback is complete; one that ran out of
@@ -199,8 +188,8 @@ def train_encoder(
         for group in optimizer.param_groups:
             group["lr"] = lr
         t0 = time.perf_counter()
-        train_loss = _train_epoch(encoder, optimizer, _batches(train_data, config, epoch), device)
-        val_loss = None if val_data is None else _evaluate(encoder, _batches(val_data, config, None), device)
+        train_loss = _train_epoch(encoder, optimizer, epoch_batches(train_data, config.batch_size, config.seed, epoch), device)
+        val_loss = None if val_data is None else _evaluate(encoder, epoch_batches(val_data, config.batch_size, config.seed, None), device)
         _check_diverged(encoder, epoch + 1, train_loss, val_loss, lr)
         _append(history, epoch + 1, train_loss, val_loss, lr, time.perf_counter() - t0)
         if val_loss is not None and (best is None or val_loss < best["val_loss"]):
@@ -221,73 +210,6 @@ def train_encoder(
     if best is not None:
         encoder.load_state_dict(best["state_dict"])
     return history
-
-
-# ---- data -----------------------------------------------------------------------------------
-def _dataset(encoder: nn.Module, Y: Any, X_star: Any, y_name: str, x_name: str,
-             dtype: torch.dtype, device: torch.device):
-    """Validated ``(Y, X_star)`` tensors on ``device``, or the iterable of batches as given."""
-    Y, X_star = (torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in (Y, X_star))
-    if not isinstance(Y, torch.Tensor):
-        if X_star is not None:
-            raise LsalsaError(f"{x_name}: expected None when {y_name} is an iterable of (Y, X_star) batches")
-        if not isinstance(Y, Iterable):
-            raise LsalsaError(
-                f"{y_name}: expected a tensor or an iterable of (Y, X_star) batches, got {type(Y).__name__}"
-            )
-        return Y
-    if not isinstance(X_star, torch.Tensor):
-        raise LsalsaError(f"{x_name}: expected a (P, N) tensor of optimal codes, got {type(X_star).__name__}")
-    n_features, n_atoms = getattr(encoder, "n_features", None), getattr(encoder, "n_atoms", None)
-    _check_matrix(Y, y_name, n_features, dtype)
-    _check_matrix(X_star, x_name, n_atoms, dtype)
-    if X_star.shape[0] != Y.shape[0]:
-        raise LsalsaError(f"{x_name}: expected {Y.shape[0]} rows like {y_name}, got {X_star.shape[0]}")
-    if Y.shape[0] == 0:
-        raise LsalsaError(f"{y_name}: expected at least one signal, got shape {tuple(Y.shape)}")
-    return _Tensors(Y.to(device), X_star.to(device))
-
-
-def _validation_set(encoder: nn.Module, val: Any, dtype: torch.dtype, device: torch.device):
-    if isinstance(val, (tuple, list)) and len(val) == 2 and isinstance(val[0], (torch.Tensor, np.ndarray)):
-        return _dataset(encoder, val[0], val[1], "val[0]", "val[1]", dtype, device)
-    return _dataset(encoder, val, None, "val", "val", dtype, device)
-
-
-def _check_matrix(T: torch.Tensor, name: str, n_cols: int | None, dtype: torch.dtype) -> None:
-    cols = "N" if n_cols is None else n_cols
-    if T.ndim != 2 or (n_cols is not None and T.shape[1] != n_cols):
-        raise LsalsaError(f"{name}: expected shape (P, {cols}), got {tuple(T.shape)}")
-    if T.dtype != dtype:
-        raise LsalsaError(
-            f"{name}: dtype {T.dtype} does not match the encoder's {dtype}; convert one of them "
-            f"(e.g. encoder.to({T.dtype}))"
-        )
-    check_finite(T, name)
-
-
-def _batches(data: Any, config: TrainConfig, epoch: int | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Mini-batches of one epoch: a permutation drawn from ``(seed, epoch)`` for tensors (in order
-    when ``epoch`` is None, for evaluation); an iterable's own batches otherwise."""
-    if not isinstance(data, _Tensors):
-        sampler = getattr(data, "sampler", None)
-        if epoch is not None and callable(getattr(sampler, "set_epoch", None)):
-            sampler.set_epoch(epoch)  # e.g. a DistributedSampler, so each epoch reshuffles
-        return iter(data)
-    Y, X_star = data.Y, data.X_star
-    if epoch is None:
-        order = torch.arange(Y.shape[0], device=Y.device)
-    else:
-        order = torch.randperm(Y.shape[0], generator=_epoch_generator(config.seed, epoch)).to(Y.device)
-    return ((Y[idx], X_star[idx]) for idx in order.split(config.batch_size))
-
-
-def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    # Epoch k's shuffle needs no state from earlier epochs, so a resumed run redraws it exactly.
-    # SeedSequence mixes (seed, epoch) (a plain seed + epoch would give seed 0's epoch 1 the
-    # shuffle of seed 1's epoch 0).
-    mixed = int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0]) >> 1
-    return torch.Generator().manual_seed(mixed)
 
 
 # ---- the loop's pieces -------------------------------------------------------------------------
