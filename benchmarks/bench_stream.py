@@ -5,11 +5,10 @@ Real MNIST 10x10 patches (padded to 32x32, stride 2, std >= 0.1) are written to 
 memmap (its cache). Anonymous memory (``RssAnon``: what the process owns, not the file pages the
 kernel can drop) is sampled every 20 ms; its peak growth over the run is what the batch costs.
 
-    .venv/bin/python benchmarks/bench_stream.py [--n 1000000] [--batch-size 4096] [--no-readme]
+    .venv/bin/python benchmarks/bench_stream.py [--n 1000000] [--batch-size 4096] [--quick] [--no-readme]
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
 import threading
@@ -19,15 +18,17 @@ from pathlib import Path
 import numpy as np
 
 import lsalsa
-from _common import machine, markdown_table, write_section
-from bench_solvers import patch10_problem
+from _common import Table, argument_parser, machine, proc_status_kb, write_section
+from _problems import patch10_problem
+
+ROWS = Table(("n", "n", "{:,}"), ("batch", "batch"), ("Y_mib", "Y memmap [MiB]", "{:.0f}"),
+             ("codes_mib", "codes memmap [MiB]", "{:.0f}"), ("time", "time [s]", "{:.1f}"), ("us", "us/signal", "{:.1f}"),
+             ("base_mib", "RssAnon before [MiB]", "{:.0f}"), ("growth_mib", "peak RssAnon growth [MiB]", "{:.0f}"),
+             ("kkt", "max KKT violation (2000 rows)", "{:.1e}"))
 
 
 def rss_anon_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return proc_status_kb("RssAnon") / 1024
 
 
 class PeakSampler(threading.Thread):
@@ -57,12 +58,13 @@ def write_patches(path: Path, n: int) -> np.memmap:
     raise SystemExit(f"MNIST gives only {filled} such patches, fewer than --n {n}")
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=1_000_000)
-    ap.add_argument("--batch-size", type=int, default=4096)
-    ap.add_argument("--no-readme", action="store_true")
-    args = ap.parse_args()
+def main(argv=None):
+    parser = argument_parser(__doc__, "20,000 patches unless --n is given (a smoke run)")
+    parser.add_argument("--n", type=int, default=None, help="patches to code (default 1,000,000; 20,000 with --quick)")
+    parser.add_argument("--batch-size", type=int, default=4096)
+    args = parser.parse_args(argv)
+    if args.n is None:
+        args.n = 20_000 if args.quick else 1_000_000
 
     problem, _ = patch10_problem(10)
     work = Path(tempfile.mkdtemp(prefix="lsalsa-stream-"))
@@ -81,15 +83,13 @@ def main():
         sampler.stop.set()
         sampler.join()
         meta = next((work / "codes").glob("*.json")).read_text()
-        gap_rows = np.asarray(X[:: max(1, args.n // 2000)])
-        kkt = float(problem.kkt_violation(gap_rows, np.asarray(Y[:: max(1, args.n // 2000)])).max())
-        y_mib = Y.nbytes / 2**20
-        rows = [[f"{args.n:,}", args.batch_size, f"{y_mib:.0f}", f"{X.nbytes / 2**20:.0f}", f"{elapsed:.1f}",
-                 f"{1e6 * elapsed / args.n:.1f}", f"{base:.0f}", f"{sampler.peak - base:.0f}", f"{kkt:.1e}"]]
+        every = max(1, args.n // 2000)  # the KKT check on about 2000 rows
+        kkt = float(problem.kkt_violation(np.asarray(X[::every]), np.asarray(Y[::every])).max())
+        row = {"n": args.n, "batch": args.batch_size, "Y_mib": Y.nbytes / 2**20, "codes_mib": X.nbytes / 2**20,
+               "time": elapsed, "us": 1e6 * elapsed / args.n, "base_mib": base, "growth_mib": sampler.peak - base, "kkt": kkt}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    table = markdown_table(["n", "batch", "Y memmap [MiB]", "codes memmap [MiB]", "time [s]", "us/signal",
-                            "RssAnon before [MiB]", "peak RssAnon growth [MiB]", "max KKT violation (2000 rows)"], rows)
+    table = ROWS.markdown([row])
     print(table)
     print(meta)
     body = (f"Command: `.venv/bin/python benchmarks/bench_stream.py --n {args.n} --batch-size {args.batch_size}`  \n"

@@ -21,23 +21,31 @@ epochs itself (Adam, cached in ``benchmarks/.cache``). LISTA is included where a
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-import lsalsa  # noqa: E402
-from _common import machine, markdown_table, write_section  # noqa: E402
-from bench_encoders import interleaved  # noqa: E402
+import lsalsa
+from _common import Table, argument_parser, interleaved, iterations_until, section_head, write_section
+from _problems import CACHE, patch10_dictionary, patch10_patches
 
 ROOT = Path(__file__).resolve().parents[1]
-CACHE = Path(__file__).with_name(".cache")
 MU_GRID = (0.3, 1.0, 10.0)
+
+
+def _fastest(v) -> str:
+    ratio, label = v
+    return f"{ratio:.1f}x ({label})"
+
+
+ROWS = Table(("encoder", "encoder"), ("T", "T"), ("rmse", "encoder RMSE", "{:.4f}"), ("encode_ms", "encode [ms]", "{:.2f}"),
+             ("forward_ms", "forward [ms]", "{:.2f}"), ("method", "method"), ("iters", "iterations"),
+             ("time_ms", "time [ms]", "{:.2f}"), ("setup_ms", "set-up [ms]", "{:.2f}"), ("ratio", "time / encode", "{:.1f}x"))
+SUMMARY = Table(("encoder", "encoder"), ("T", "T"), ("rmse", "test RMSE", "{:.4f}"), ("fista", "FISTA / encoder", "{:.1f}x"),
+                ("own", "SALSA (encoder's mu) / encoder", "{:.1f}x"), ("fastest", "fastest SALSA / encoder", _fastest))
 
 
 # ---- data and encoders ---------------------------------------------------------------------------
@@ -67,17 +75,8 @@ def from_run(run: Path, Ts, n_test: int):
 
 def train_here(Ts, n_test: int, epochs: int):
     """Learn (or load cached) dictionary, optimal codes and LSALSA encoders on MNIST patches."""
-    images, _ = lsalsa.data.load_images("mnist", split="train")
-    patches, _ = lsalsa.data.extract_patches(images, size=10, stride=10, min_std=0.1, pad_to=32)
-    patches = patches[np.random.default_rng(0).permutation(len(patches))]
-    CACHE.mkdir(exist_ok=True)
-    dict_path = CACHE / "patch10_A.npy"  # the same recipe and file as bench_solvers.py
-    if dict_path.exists():
-        A = np.load(dict_path)
-    else:
-        A = lsalsa.learn_dictionary(patches[:20_000], n_atoms=100, alpha=0.15, seed=0).numpy()
-        np.save(dict_path, A)
-    problem = lsalsa.LassoProblem(A, alphas=0.15)
+    patches = patch10_patches()
+    problem = lsalsa.LassoProblem(patch10_dictionary(patches), alphas=0.15)  # bench_solvers.py's patch10 dictionary
     Y_train, Y_test = patches[20_000:30_000], patches[30_000:30_000 + n_test]
 
     def codes(Y, name):
@@ -103,24 +102,41 @@ def train_here(Ts, n_test: int, epochs: int):
 
 
 # ---- measurements ------------------------------------------------------------------------------
-def iterations_to_rmse(run, X_star, target: float, max_iter: int) -> int | None:
-    """Fewest iterations whose codes have RMSE <= target (checked untimed, after every iteration)."""
-    hit = {}
-
-    def cb(k, X):
-        if lsalsa.code_rmse(X, X_star) <= target:
-            hit["k"] = k
-            return True
-        return False
-
-    run(max_iter=max_iter, tol=1e-30, callback=cb)
-    return hit.get("k")
+def compare(kind, T, enc, problem, Y, X_star, max_iter, repeats):
+    """One encoder against FISTA and SALSA at each mu: rows, and the summary row."""
+    target = lsalsa.code_rmse(enc.encode(Y), X_star)
+    mus = sorted(set(MU_GRID) | ({enc.mu} if kind == "lsalsa" else set()))
+    methods = [("fista", {})] + [(f"salsa mu={mu:g}", {"mu": mu}) for mu in mus]
+    rows, ratios = [], {}
+    for label, kw in methods:
+        solver = lsalsa.fista if label == "fista" else lsalsa.salsa
+        row = {"encoder": kind, "T": T, "rmse": target, "method": label}
+        # fewest iterations whose codes have RMSE <= target (checked untimed, after every iteration)
+        k = iterations_until(lambda cb: solver(problem, Y, **kw, max_iter=max_iter, tol=1e-30, callback=cb),
+                             lambda X: lsalsa.code_rmse(X, X_star) <= target)
+        if k is None:
+            rows.append(row | {"iters": f">{max_iter}", "ratio": f">{max_iter}it"})
+            continue
+        # the encoder is timed in the same rounds as each solver, so that a ratio compares
+        # times taken under the same load
+        times = interleaved({"encode": lambda: enc.encode(Y), "forward": lambda: enc(Y),
+                             "solver": lambda: solver(problem, Y, n_iter=k, **kw),
+                             "set-up": lambda: solver(problem, Y, n_iter=0, **kw)}, "cpu", repeats)
+        t, t_setup, t_enc = times["solver"], times["set-up"], times["encode"]
+        ratios[label] = t / t_enc
+        rows.append(row | {"encode_ms": t_enc * 1e3, "forward_ms": times["forward"] * 1e3, "iters": k, "time_ms": t * 1e3,
+                           "setup_ms": t_setup * 1e3, "ratio": t / t_enc})
+        print(ROWS.line(rows[-1]), flush=True)
+    salsas = {k: v for k, v in ratios.items() if k.startswith("salsa")}
+    own = f"salsa mu={enc.mu:g}" if kind == "lsalsa" else None
+    fastest = min(salsas, key=salsas.get) if salsas else None
+    summary = {"encoder": kind, "T": T, "rmse": target, "fista": ratios.get("fista", f">{max_iter}it"), "own": ratios.get(own),
+               "fastest": (salsas[fastest], fastest) if salsas else None}
+    return rows, summary
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer T, signals and repeats (a smoke run)")
-    parser.add_argument("--no-readme", action="store_true", help="do not update benchmarks/README.md")
+    parser = argument_parser(__doc__, "fewer T, signals and repeats (a smoke run)")
     parser.add_argument("--train", action="store_true", help="train the encoders here even if a run exists")
     parser.add_argument("--run", default=str(ROOT / "runs" / "mnist_sc"), help="experiment run to reuse")
     args = parser.parse_args(argv)
@@ -134,60 +150,24 @@ def main(argv=None):
     else:
         problem, Y, X_star, encoders, source = train_here(Ts, n_test, epochs)
     problem, Y, X_star = problem.to(dtype=torch.float32), Y.float(), X_star.float()
-    B = Y.shape[0]
-
-    header = ["encoder", "T", "encoder RMSE", "encode [ms]", "forward [ms]", "method", "iterations",
-              "time [ms]", "set-up [ms]", "time / encode"]
     rows, summary = [], []
     for (kind, T), enc in sorted(encoders.items()):
-        enc = enc.to(torch.float32)
-        target = lsalsa.code_rmse(enc.encode(Y), X_star)
-        mus = sorted(set(MU_GRID) | ({enc.mu} if kind == "lsalsa" else set()))
-        methods = [("fista", {})] + [(f"salsa mu={mu:g}", {"mu": mu}) for mu in mus]
-        ratios = {}
-        for label, kw in methods:
-            solver = lsalsa.fista if label == "fista" else lsalsa.salsa
-            k = iterations_to_rmse(lambda **a: solver(problem, Y, **kw, **a), X_star, target, max_iter)
-            if k is None:
-                rows.append([kind, T, f"{target:.4f}", "-", "-", label, f">{max_iter}", "-", "-", f">{max_iter}it"])
-                continue
-            # the encoder is timed in the same rounds as each solver, so that a ratio compares
-            # times taken under the same load
-            times = interleaved({"encode": lambda: enc.encode(Y), "forward": lambda: enc(Y),
-                                 "solver": lambda: solver(problem, Y, n_iter=k, **kw),
-                                 "set-up": lambda: solver(problem, Y, n_iter=0, **kw)}, "cpu", repeats)
-            t, t0, t_enc, t_fwd = times["solver"], times["set-up"], times["encode"], times["forward"]
-            ratios[label] = t / t_enc
-            rows.append([kind, T, f"{target:.4f}", f"{t_enc * 1e3:.2f}", f"{t_fwd * 1e3:.2f}", label, k,
-                         f"{t * 1e3:.2f}", f"{t0 * 1e3:.2f}", f"{t / t_enc:.1f}x"])
-            print(markdown_table(header, rows[-1:]).splitlines()[-1], flush=True)
-        salsas = {k: v for k, v in ratios.items() if k.startswith("salsa")}
-        own = f"salsa mu={enc.mu:g}" if kind == "lsalsa" else None
-        summary.append([
-            kind, T, f"{target:.4f}",
-            f"{ratios['fista']:.1f}x" if "fista" in ratios else f">{max_iter}it",
-            f"{ratios[own]:.1f}x" if own in ratios else "-",
-            (f"{min(salsas.values()):.1f}x ({min(salsas, key=salsas.get)})" if salsas else "-"),
-        ])
-
-    sum_header = ["encoder", "T", "test RMSE", "FISTA / encoder", "SALSA (encoder's mu) / encoder",
-                  "fastest SALSA / encoder"]
+        r, s = compare(kind, T, enc.to(torch.float32), problem, Y, X_star, max_iter, repeats)
+        rows += r
+        summary.append(s)
     print()
-    print(markdown_table(sum_header, summary))
+    print(SUMMARY.markdown(summary))
     print()
-    print(markdown_table(header, rows))
-    body = "\n\n".join([
-        "## Time to equal code error (`bench_time_to_error.py`)",
-        f"Command: `.venv/bin/python benchmarks/bench_time_to_error.py{' --quick' if args.quick else ''}"
-        f"{' --train' if args.train else ''}`  ",
-        f"Machine: {machine()}  ",
+    print(ROWS.markdown(rows))
+    flags = (" --quick" if args.quick else "") + (" --train" if args.train else "")
+    body = "\n\n".join(section_head("Time to equal code error", "bench_time_to_error.py", flags) + [
         f"Run: {time.strftime('%Y-%m-%d %H:%M')}, {time.time() - t_start:.0f} s. Encoders: {source}; "
-        f"B = {B} test signals, M = {problem.n_features}, N = {problem.n_atoms}, 2 threads, medians of {repeats}.",
+        f"B = {Y.shape[0]} test signals, M = {problem.n_features}, N = {problem.n_atoms}, 2 threads, medians of {repeats}.",
         __doc__.split("\n\n", 1)[1].split("\n\nData:")[0],
         "Acceleration (solver time to reach the encoder's test RMSE / encoder time):",
-        markdown_table(sum_header, summary),
+        SUMMARY.markdown(summary),
         "All rows:",
-        markdown_table(header, rows),
+        ROWS.markdown(rows),
     ])
     if not args.no_readme:
         write_section("bench_time_to_error", body)

@@ -27,17 +27,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine, markdown_table, write_section  # noqa: E402
+from _common import SHAPES, Table, argument_parser, proc_status_kb, section_head, write_section
 
-SHAPES = {100: 100, 256: 256, 2048: 1024}  # N -> M, from real patch sizes (see bench_encoders.py)
-
-
-def _status_kb(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return -1
+ROWS = Table(("encoder", "encoder"), ("T", "T"), ("M", "M"), ("N", "N"), ("batch", "batch"), ("P", "P"),
+             ("rate", "samples/s", "{:,.0f}"), ("epoch_s", "epoch [s]", "{:.2f}"), ("peak_mib", "peak memory [MiB]", "{:.1f}"))
 
 
 def child(kind: str, T: int, N: int, P: int, epochs: int, device: str, threads: int, batch: int) -> dict:
@@ -69,13 +62,13 @@ def child(kind: str, T: int, N: int, P: int, epochs: int, device: str, threads: 
         gc.collect()
         ctypes.CDLL("libc.so.6").malloc_trim(0)
         Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-        base = _status_kb("VmRSS") * 1024
+        base = proc_status_kb("VmRSS") * 1024
     history = lsalsa.train_encoder(enc, Y, X_star, lsalsa.TrainConfig(epochs=epochs, **config))
     if cuda:
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() - base
     else:
-        peak = _status_kb("VmHWM") * 1024 - base
+        peak = proc_status_kb("VmHWM") * 1024 - base
     epoch_s = statistics.median(history.time_s[1:] or history.time_s)
     return {"samples_per_s": P / epoch_s, "epoch_s": epoch_s, "peak_bytes": peak, "threads": torch.get_num_threads()}
 
@@ -88,9 +81,7 @@ def run_child(args: list[str]) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, few epochs (a smoke run)")
-    parser.add_argument("--no-readme", action="store_true", help="do not update benchmarks/README.md")
+    parser = argument_parser(__doc__, "small sizes, few epochs (a smoke run)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--threads", type=int, default=min(2, torch.get_num_threads()))
     parser.add_argument("--batch", type=int, default=100, help="batch size (default 100, the paper's)")
@@ -107,31 +98,26 @@ def main(argv=None):
     else:
         # P per N keeps every configuration to a few seconds an epoch on two cores
         plan, Ts, epochs = {100: 10_000, 256: 5_000, 2048: 300}, (1, 5, 20), 3
-    header = ["encoder", "T", "M", "N", "batch", "P", "samples/s", "epoch [s]", "peak memory [MiB]"]
     rows = []
     for N, P in plan.items():
         for kind in ("lista", "lsalsa"):
             for T in Ts:
                 r = run_child([kind, str(T), str(N), str(P), str(epochs), args.device, str(args.threads), str(args.batch)])
-                rows.append([kind, T, SHAPES[N], N, args.batch, P, f"{r['samples_per_s']:,.0f}", f"{r['epoch_s']:.2f}",
-                             f"{r['peak_bytes'] / 2**20:.1f}"])
-                print(markdown_table(header, rows[-1:]).splitlines()[-1], flush=True)
+                rows.append({"encoder": kind, "T": T, "M": SHAPES[N], "N": N, "batch": args.batch, "P": P,
+                             "rate": r["samples_per_s"], "epoch_s": r["epoch_s"], "peak_mib": r["peak_bytes"] / 2**20})
+                print(ROWS.line(rows[-1]), flush=True)
     print()
-    print(markdown_table(header, rows))
-    body = "\n\n".join([
-        "## Training throughput and memory (`bench_training.py`)",
-        f"Command: `.venv/bin/python benchmarks/bench_training.py{' --quick' if args.quick else ''}"
-        f"{f' --batch {args.batch}' if args.batch != 100 else ''}"
-        f"{' --device ' + args.device if args.device != 'cpu' else ''}`  ",
-        f"Machine: {machine()}" + (f", {torch.cuda.get_device_name()}" if args.device.startswith("cuda") else "") + "  ",
+    print(ROWS.markdown(rows))
+    flags = ((" --quick" if args.quick else "") + (f" --batch {args.batch}" if args.batch != 100 else "")
+             + (" --device " + args.device if args.device != "cpu" else ""))
+    body = "\n\n".join(section_head("Training throughput and memory", "bench_training.py", flags, args.device) + [
         f"Run: {time.strftime('%Y-%m-%d %H:%M')}, {time.time() - t_start:.0f} s, float32 on {args.device}, "
         f"{args.threads} threads, {epochs} epochs per configuration.",
         __doc__.split("\n\n", 1)[1].split("\n\n    .venv")[0],
-        markdown_table(header, rows),
+        ROWS.markdown(rows),
     ])
     if not args.no_readme:
         write_section("bench_training", body)
-
 
 if __name__ == "__main__":
     main()
