@@ -42,7 +42,7 @@ from _common import (Table, argument_parser, iterations_until, median_time, pair
                      timed_result, write_section)
 from _problems import Case, f_star_rows, mca32_problem, patch10_problem, sklearn_codes, spams, spams_codes
 # private: the GEMM-alone limit is timed in the same row blocks as the solvers' loops
-from lsalsa.solvers._common import row_blocks
+from lsalsa.solvers import row_blocks
 
 MU_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
 RELAXED = 1.8  # lsalsa's default over-relaxation when SALSA runs to convergence

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import LsalsaError
-from ._common import SolverResult
+from ._common import SolverResult, row_blocks
 from .fista import fista
 from .ista import ista, ista_operators, ista_step
 from .iteration import salsa_readout, salsa_step
@@ -25,5 +25,5 @@ def solve(problem: Any, Y: Any, method: str = "fista", **kwargs: Any) -> SolverR
 __all__ = [
     "SOLVERS", "SolverResult", "solve", "ista", "fista", "salsa",
     "ista_step", "ista_operators", "salsa_step", "salsa_operators", "salsa_readout",
-    "auto_mu", "DEFAULT_MU", "solve_on_support",
+    "auto_mu", "DEFAULT_MU", "solve_on_support", "row_blocks",
 ]
