@@ -153,6 +153,20 @@ def test_auto_mu_is_a_grid_value_and_handles_few_rows(single, mca, Y64):
     assert wide.n_atoms > wide.n_features and auto_mu(wide, Y64) > 0
 
 
+def test_auto_mu_reads_only_its_pilot_rows(single, digits):
+    # at most PILOT_ROWS evenly spaced rows: the other rows cannot change the choice (or its cost)
+    from lsalsa.solvers.penalty import PILOT_ROWS, pilot_rows
+
+    Y = torch.from_numpy(digits[:500].copy())
+    rows = pilot_rows(len(Y))
+    assert len(rows) == PILOT_ROWS and rows[0] == 0 and rows[-1] == len(Y) - 1
+    others = torch.ones(len(Y), dtype=torch.bool)
+    others[rows] = False
+    Y_other = Y.clone()
+    Y_other[others] = 50 * torch.from_numpy(np.random.default_rng(0).standard_normal((int(others.sum()), 64)))
+    assert auto_mu(single, Y_other) == auto_mu(single, Y) == auto_mu(single, Y[rows])
+
+
 def test_salsa_argument_checks(single, Y64):
     with pytest.raises(LsalsaError, match="mu"):
         lsalsa.salsa(single, Y64, mu="fast")

@@ -91,7 +91,7 @@ def trial_mu(problem: LassoProblem, Y: torch.Tensor) -> float:
         return scale
     sig, Q = _gram_eigen(A)
     rank = Q.shape[0]
-    rows = pilot_rows(Y.shape[0], Y.device, max(4, _MAX_FLOPS // (4 * rank * N)))
+    rows = pilot_rows(Y.shape[0], Y.device, min(PILOT_ROWS, max(4, _MAX_FLOPS // (4 * rank * N))))
     AtY = Y[rows] @ A  # (P, N), A^T y of the pilot rows
     mus = torch.tensor(FACTORS, dtype=A.dtype, device=A.device) * scale  # (K,)
     K = len(FACTORS)
