@@ -22,13 +22,14 @@ after k iterations is ``u_{k+1} = soft(v_k)`` (:func:`salsa_readout`) and ``x_k 
 The start ``x_0 = b, d_0 = 0`` is ``w_0 = v_0 = x_0``.
 
 The x-update is the linear solve, and it comes in the forms its callers need, each a function
-``update(W, out) -> V`` (:func:`gram_update`: ``v = 2 S b + w H``, ``H = 2 mu S^T - I``, both terms
-formed once, one GEMM with its bias for long runs; :func:`direct_update`: ``v = 2 S (b + mu w) -
-w`` from ``S`` itself, nothing formed beforehand, for T layers whose ``S`` is learned or differs
-per layer; the trial's own, batched over candidates). The rest of the iteration is the same
-arithmetic in every caller. ``out=None`` computes in fresh tensors (what autograd needs);
-a scratch buffer makes the step update ``W`` and ``V`` in place (three passes over ``(B, N)``
-besides the x-update).
+``update(W, out) -> (X, V)`` (:func:`gram_update`: ``v = 2 S b + w H``, ``H = 2 mu S^T - I``,
+both terms formed once, one GEMM with its bias for long runs; :func:`direct_update`: ``x = S (b +
+mu w)``, ``v = 2 x - w`` from ``S`` itself, nothing formed beforehand, for T layers whose ``S`` is
+learned or differs per layer; the trial's own, batched over candidates). The rest of the iteration
+is the same arithmetic in every caller. Where the update gives ``x`` and ``rho = 1``, the
+relaxation reads ``w_{k+1} = x_k - clamp(v_k)`` (the same value, one pass fewer). No scratch
+buffer computes in fresh tensors (what autograd needs); with one the step updates ``W`` and
+``V`` in place.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ import torch
 from ..prox import soft_threshold
 from ._common import row_change
 
-XUpdate = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+XUpdate = Callable[[torch.Tensor, "torch.Tensor | None"], "tuple[torch.Tensor | None, torch.Tensor]"]
 
 
 def salsa_step(
@@ -51,28 +52,33 @@ def salsa_step(
     half_rho: float = 0.5,
     scratch: torch.Tensor | None = None,
     out: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    X: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """One SALSA iteration / LSALSA layer in the ``(w, v)`` form (module docstring).
 
     W, V : (B, N) iterates (or (K, B, N), a batch per candidate mu).
-    update : the x-update ``update(W, out) -> V`` (:func:`gram_update`, :func:`direct_update`).
+    update : the x-update ``update(W, out) -> (X or None, V)`` (:func:`gram_update`,
+        :func:`direct_update`).
     lo, hi : ``-t, t`` with the thresholds ``t = alpha_i / mu`` (floats, or tensors that
         broadcast against ``V``).
     half_rho : ``rho / 2``; 1/2 is SALSA as printed.
     scratch : None computes in fresh tensors (autograd); a tensor like ``V`` makes the step write
         into buffers instead: ``out = (W_out, V_out)``, by default ``W`` and ``V`` themselves
         (in place). The update may reuse ``scratch`` too.
+    X : ``x_k = (v_k + w_k) / 2`` where the caller has it (the direct x-update returns it): with
+        ``rho = 1`` the relaxation then reads ``w_{k+1} = x_k - clamp(v_k)``, one pass instead of
+        two.
 
-    Returns the new ``(W, V)``.
+    Returns the new ``(W, V, X)`` (``X`` None where the update does not form it).
     """
-    if scratch is None:
-        R = torch.sub(V, torch.clamp(V, lo, hi), alpha=2.0)  # 2 u - v
-        W = torch.lerp(W, R, half_rho)
-        return W, update(W, None)
-    W_out, V_out = (W, V) if out is None else out
-    R = torch.sub(V, torch.clamp(V, lo, hi, out=scratch), alpha=2.0, out=V_out)
+    W_out, V_out = (None, None) if scratch is None else ((W, V) if out is None else out)
+    C = torch.clamp(V, lo, hi, out=scratch)
+    if X is not None and half_rho == 0.5:
+        W = torch.sub(X, C, out=W_out)  # (w + 2 u - v) / 2 = x - clamp(v)
+        return (W, *reversed(update(W, V_out)))
+    R = torch.sub(V, C, alpha=2.0, out=V_out)  # 2 u - v
     W = torch.lerp(W, R, half_rho, out=W_out)
-    return W, update(W, R)
+    return (W, *reversed(update(W, R if scratch is not None else None)))
 
 
 def salsa_readout(V: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:
@@ -90,7 +96,7 @@ def gram_update(Sb2: torch.Tensor, H: torch.Tensor) -> XUpdate:
     (N, N)`` formed once (one GEMM with its bias per iteration); 3-D ``(K, B, N)`` and
     ``(K, N, N)`` give one x-update per candidate."""
     product = torch.addmm if H.ndim == 2 else torch.baddbmm
-    return lambda W, out=None: product(Sb2, W, H, out=out)
+    return lambda W, out=None: (None, product(Sb2, W, H, out=out))
 
 
 def gram_matrix(S: torch.Tensor, mu: float) -> torch.Tensor:
@@ -107,21 +113,26 @@ def filtered_input(Y: torch.Tensor, W_e: torch.Tensor) -> torch.Tensor:
     return torch.mm(Y.to(W_e.dtype), W_e.T).to(Y.dtype)
 
 
-def direct_update(b: torch.Tensor, S: torch.Tensor, mu: float, scratch: torch.Tensor | None = None) -> XUpdate:
-    """The x-update ``v = 2 S (b + mu w) - w`` from ``S: (N, N)`` itself, for ``b: (B, N)``.
+def direct_update(
+    b: torch.Tensor, S: torch.Tensor, mu: float, scratch: torch.Tensor | None = None, x_out: torch.Tensor | None = None
+) -> XUpdate:
+    """The x-update ``x = S (b + mu w)``, ``v = 2 x - w``, from ``S: (N, N)`` itself, for
+    ``b: (B, N)``; it returns ``(X, V)``.
 
-    ``scratch`` (in place) holds ``b + mu w``; it may be the step's own scratch. When ``S`` has
-    a lower precision than ``b`` (e.g. bfloat16 products), ``b + mu w`` is written in ``S``'s
-    dtype and the product promoted back, so only the product's inputs are rounded.
+    In place, ``scratch`` holds ``b + mu w`` (it may be the step's own scratch) and ``x_out``
+    the product. When ``S`` has a lower precision than ``b`` (e.g. bfloat16 products),
+    ``b + mu w`` is written in ``S``'s dtype and the product promoted back, so only the
+    product's inputs are rounded.
     """
     St = S.T
 
-    def update(W: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    def update(W: torch.Tensor, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         P = torch.add(b, W, alpha=mu, out=scratch)
         if St.dtype == W.dtype:
-            return torch.addmm(W, P, St, beta=-1.0, alpha=2.0, out=out)
-        # mixed precision: the product in S's dtype, the sum in W's
-        return torch.sub(2.0 * torch.mm(P.to(St.dtype), St).to(W.dtype), W, out=out)
+            X = torch.mm(P, St, out=x_out)
+        else:  # mixed precision: the product in S's dtype, the rest in W's
+            X = torch.mm(P.to(St.dtype), St).to(W.dtype) if x_out is None else x_out.copy_(torch.mm(P, St))
+        return X, torch.lerp(W, X, 2.0, out=out)  # w + 2 (x - w) = 2 x - w
 
     return update
 
@@ -152,20 +163,22 @@ def unrolled_salsa(
     Returns ``(codes (B, N), iterations run, each row's last relative change (B,) or None)``.
     """
     lo, hi = -threshold, threshold
-    W = V = b  # w_0 = v_0 = x_0; in place, the first step writes into the buffers
+    W = V = X = b  # w_0 = v_0 = x_0; in place, the first step writes into the buffers
     buffers = (torch.empty_like(b), torch.empty_like(b)) if inplace else None
     scratch = torch.empty_like(b, dtype=S.dtype) if inplace else None  # b + mu w, in S's dtype
     step_scratch = scratch if scratch is None or S.dtype == b.dtype else torch.empty_like(b)
+    x_out = torch.empty_like(b) if inplace else None
+    tied = direct_update(b, S, mu, scratch, x_out) if S.ndim == 2 else None  # made once: small batches pay per call
     X_prev, k = None, 0
     for k in range(1, n_iter + 1):
         if change and (callback is not None or k == n_iter):
-            X_prev = torch.lerp(V, W, 0.5)
-        update = direct_update(b, S if S.ndim == 2 else S[k - 1], mu, scratch)
-        W, V = salsa_step(W, V, update, lo, hi, half_rho, step_scratch, buffers)
+            X_prev = X.clone()
+        update = tied if tied is not None else direct_update(b, S[k - 1], mu, scratch, x_out)
+        W, V, X = salsa_step(W, V, update, lo, hi, half_rho, step_scratch, buffers, X)
         if callback is not None and callback(k, salsa_readout(V, threshold)):
             break
-    rel = None if X_prev is None else row_change(torch.lerp(V, W, 0.5), X_prev, out=X_prev)
+    rel = None if X_prev is None else row_change(X, X_prev, out=X_prev)
     if readout == "x":
-        return soft_threshold(torch.lerp(V, W, 0.5), threshold), k, rel
+        return soft_threshold(X, threshold), k, rel
     return salsa_readout(V, threshold), k, rel
 

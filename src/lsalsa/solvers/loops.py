@@ -33,7 +33,7 @@ class SalsaState:
         self.scratch, self.X_prev = torch.empty_like(W), torch.empty_like(W)
 
     def step(self) -> None:
-        self.W, self.V = salsa_step(self.W, self.V, self.update, self.lo, self.hi, self.half_rho, self.scratch)
+        self.W, self.V, _ = salsa_step(self.W, self.V, self.update, self.lo, self.hi, self.half_rho, self.scratch)
 
     def readout(self, rows: torch.Tensor | None = None) -> torch.Tensor:
         """The codes ``soft(v)`` after the iterations so far (of ``rows`` only if given)."""

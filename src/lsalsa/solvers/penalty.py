@@ -108,7 +108,7 @@ def trial_mu(problem: LassoProblem, Y: torch.Tensor) -> float:
         check = k % CHECK_EVERY == CHECK_EVERY - 1
         if check:
             W_prev.copy_(W)
-        W, V = salsa_step(W, V, update, -hi, hi, RELAXATION / 2, scratch)
+        W, V, _ = salsa_step(W, V, update, -hi, hi, RELAXATION / 2, scratch)
         # a norm and (on a GPU) a device sync per test: the first candidate below the level
         # wins, and the rest of the trial could not change that
         if check:
@@ -146,9 +146,9 @@ def _candidate_updates(AtY: torch.Tensor, Q: torch.Tensor, weights: torch.Tensor
         muS = eye - (Q.T * weights) @ Q  # (K, N, N), symmetric
         return gram_update(2 * (AtY @ muS) / mus, 2 * muS - eye)
 
-    def factored(W: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    def factored(W: torch.Tensor, out: torch.Tensor | None = None) -> tuple[None, torch.Tensor]:
         # v = 2 x - w with x = S (A^T y + mu w); S never formed, ``out`` unused
         P = AtY + mus * W
-        return 2 * (P - ((P @ Q.T) * weights) @ Q) / mus - W
+        return None, 2 * (P - ((P @ Q.T) * weights) @ Q) / mus - W
 
     return factored
