@@ -158,9 +158,10 @@ class UnrolledEncoder(nn.Module):
         compile : run the trainable layers compiled by ``torch.compile``: True for its default
             mode, or a mode name. On a GPU, ``"reduce-overhead"`` replays the layers as one CUDA
             graph, which removes the per-operation launch cost of small layers (its output
-            memory is reused by the next replay, so the codes are copied out). The first call for a new shape, dtype or T compiles (seconds to a minute); the compiled
-            code is shared by all encoders of the class and subject to torch's recompile limit
-            (8 variants by default). Not combined with ``dtype``: compile a converted copy
+            memory is reused by the next replay, so the codes are copied out). The first call
+            for a new shape, dtype or T compiles (seconds to a minute); the compiled code is
+            shared by all encoders of the class and subject to torch's recompile limit (8
+            variants by default). Not combined with ``dtype``: compile a converted copy
             (``copy.deepcopy(enc).to(dtype)``).
 
         Returns

@@ -22,7 +22,7 @@ after k iterations is ``u_{k+1} = soft(v_k)`` (:func:`salsa_readout`) and ``x_k 
 The start ``x_0 = b, d_0 = 0`` is ``w_0 = v_0 = x_0``.
 
 The x-update is the linear solve, and it comes in the forms its callers need, each a function
-``update(W, out) -> (X, V)`` (:func:`gram_update`: ``v = 2 S b + w H``, ``H = 2 mu S^T - I``,
+``update(W, out) -> (V, X)`` (:func:`precomputed_update`: ``v = 2 S b + w H``, ``H = 2 mu S^T - I``,
 both terms formed once, one GEMM with its bias for long runs; :func:`direct_update`: ``x = S (b +
 mu w)``, ``v = 2 x - w`` from ``S`` itself, nothing formed beforehand, for T layers whose ``S`` is
 learned or differs per layer; the trial's own, batched over candidates). The rest of the iteration
@@ -40,7 +40,7 @@ import torch
 from ..prox import soft_threshold
 from ._common import row_change
 
-XUpdate = Callable[[torch.Tensor, "torch.Tensor | None"], "tuple[torch.Tensor | None, torch.Tensor]"]
+XUpdate = Callable[[torch.Tensor, "torch.Tensor | None"], "tuple[torch.Tensor, torch.Tensor | None]"]
 
 
 def salsa_step(
@@ -57,7 +57,7 @@ def salsa_step(
     """One SALSA iteration / LSALSA layer in the ``(w, v)`` form (module docstring).
 
     W, V : (B, N) iterates (or (K, B, N), a batch per candidate mu).
-    update : the x-update ``update(W, out) -> (X or None, V)`` (:func:`gram_update`,
+    update : the x-update ``update(W, out) -> (V, X or None)`` (:func:`precomputed_update`,
         :func:`direct_update`).
     lo, hi : ``-t, t`` with the thresholds ``t = alpha_i / mu`` (floats, or tensors that
         broadcast against ``V``).
@@ -75,10 +75,10 @@ def salsa_step(
     C = torch.clamp(V, lo, hi, out=scratch)
     if X is not None and half_rho == 0.5:
         W = torch.sub(X, C, out=W_out)  # (w + 2 u - v) / 2 = x - clamp(v)
-        return (W, *reversed(update(W, V_out)))
+        return (W, *update(W, V_out))
     R = torch.sub(V, C, alpha=2.0, out=V_out)  # 2 u - v
     W = torch.lerp(W, R, half_rho, out=W_out)
-    return (W, *reversed(update(W, R if scratch is not None else None)))
+    return (W, *update(W, R if scratch is not None else None))
 
 
 def salsa_readout(V: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:
@@ -91,16 +91,16 @@ def salsa_readout(V: torch.Tensor, threshold: torch.Tensor | float) -> torch.Ten
     return soft_threshold(V, threshold)
 
 
-def gram_update(Sb2: torch.Tensor, H: torch.Tensor) -> XUpdate:
+def precomputed_update(Sb2: torch.Tensor, H: torch.Tensor) -> XUpdate:
     """The x-update ``v = 2 S b + w H`` with ``Sb2 = 2 b S^T: (B, N)`` and ``H = 2 mu S^T - I:
     (N, N)`` formed once (one GEMM with its bias per iteration); 3-D ``(K, B, N)`` and
     ``(K, N, N)`` give one x-update per candidate."""
     product = torch.addmm if H.ndim == 2 else torch.baddbmm
-    return lambda W, out=None: (None, product(Sb2, W, H, out=out))
+    return lambda W, out=None: (product(Sb2, W, H, out=out), None)
 
 
-def gram_matrix(S: torch.Tensor, mu: float) -> torch.Tensor:
-    """``H = 2 mu S^T - I: (N, N)`` of :func:`gram_update`, contiguous (MKL's GEMM on a
+def iteration_matrix(S: torch.Tensor, mu: float) -> torch.Tensor:
+    """``H = 2 mu S^T - I: (N, N)`` of :func:`precomputed_update`, contiguous (MKL's GEMM on a
     transposed view was slower)."""
     eye = torch.eye(S.shape[0], dtype=S.dtype, device=S.device)
     return (2 * mu * S.T - eye).contiguous()
@@ -117,7 +117,7 @@ def direct_update(
     b: torch.Tensor, S: torch.Tensor, mu: float, scratch: torch.Tensor | None = None, x_out: torch.Tensor | None = None
 ) -> XUpdate:
     """The x-update ``x = S (b + mu w)``, ``v = 2 x - w``, from ``S: (N, N)`` itself, for
-    ``b: (B, N)``; it returns ``(X, V)``.
+    ``b: (B, N)``; it returns ``(V, X)``.
 
     In place, ``scratch`` holds ``b + mu w`` (it may be the step's own scratch) and ``x_out``
     the product. When ``S`` has a lower precision than ``b`` (e.g. bfloat16 products),
@@ -132,7 +132,7 @@ def direct_update(
             X = torch.mm(P, St, out=x_out)
         else:  # mixed precision: the product in S's dtype, the rest in W's
             X = torch.mm(P.to(St.dtype), St).to(W.dtype) if x_out is None else x_out.copy_(torch.mm(P, St))
-        return X, torch.lerp(W, X, 2.0, out=out)  # w + 2 (x - w) = 2 x - w
+        return torch.lerp(W, X, 2.0, out=out), X  # w + 2 (x - w) = 2 x - w
 
     return update
 

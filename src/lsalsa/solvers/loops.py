@@ -7,13 +7,13 @@ import math
 import torch
 
 from ._common import Callback, row_change
-from .iteration import gram_matrix, gram_update, salsa_readout, salsa_step
+from .iteration import iteration_matrix, precomputed_update, salsa_readout, salsa_step
 from .polish import Polisher
 
 
 class SalsaState:
     """SALSA's ``(w, v)`` iterates (:mod:`lsalsa.solvers.iteration`) on preallocated ``(B, N)``
-    buffers, iterated by :func:`~lsalsa.solvers.iteration.salsa_step` with the Gram-form
+    buffers, iterated by :func:`~lsalsa.solvers.iteration.salsa_step` with the precomputed
     x-update, from ``x_0 = S A^T y`` (the x-update of ``u = d = 0``; a few iterations fewer than
     from ``A^T y``, and no extra work: ``S A^T y`` is the update's constant term anyway).
 
@@ -24,12 +24,12 @@ class SalsaState:
                  relaxation: float):
         self.threshold, self.half_rho = threshold, relaxation / 2
         self.lo, self.hi = -threshold, threshold
-        self.H = gram_matrix(S, mu)
+        self.H = iteration_matrix(S, mu)
         self._rows(2 * SAty, SAty.clone(), SAty.clone())  # v_0 = 2 x_0 - w_0 = x_0
 
     def _rows(self, SAty2: torch.Tensor, W: torch.Tensor, V: torch.Tensor) -> None:
         self.SAty2, self.W, self.V = SAty2, W, V
-        self.update = gram_update(SAty2, self.H)
+        self.update = precomputed_update(SAty2, self.H)
         self.scratch, self.X_prev = torch.empty_like(W), torch.empty_like(W)
 
     def step(self) -> None:

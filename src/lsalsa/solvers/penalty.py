@@ -17,7 +17,7 @@ import torch
 from .._validation import check_positive, check_signals
 from ..errors import LsalsaError
 from ..problem import LassoProblem
-from .iteration import gram_update, salsa_step
+from .iteration import precomputed_update, salsa_step
 
 # The candidates mu = scale * 2^(j/2), j = -6..2 (scale = mean of diag(A^T A), 1 for unit-norm
 # atoms), each run for ITERATIONS iterations on at most PILOT_ROWS signals.
@@ -144,11 +144,11 @@ def _candidate_updates(AtY: torch.Tensor, Q: torch.Tensor, weights: torch.Tensor
     if K * N * N <= _MAX_DENSE:
         eye = torch.eye(N, dtype=Q.dtype, device=Q.device)
         muS = eye - (Q.T * weights) @ Q  # (K, N, N), symmetric
-        return gram_update(2 * (AtY @ muS) / mus, 2 * muS - eye)
+        return precomputed_update(2 * (AtY @ muS) / mus, 2 * muS - eye)
 
-    def factored(W: torch.Tensor, out: torch.Tensor | None = None) -> tuple[None, torch.Tensor]:
+    def factored(W: torch.Tensor, out: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
         # v = 2 x - w with x = S (A^T y + mu w); S never formed, ``out`` unused
         P = AtY + mus * W
-        return None, 2 * (P - ((P @ Q.T) * weights) @ Q) / mus - W
+        return 2 * (P - ((P @ Q.T) * weights) @ Q) / mus - W, None
 
     return factored

@@ -110,9 +110,8 @@ def salsa(
         A_T, S, threshold = operators(problem, mu, method)
         settings = {"mu": mu, "relaxation": relaxation, "polish": polish}
         if truncated:
-            result = _truncated(filtered_input(Y, A_T.contiguous()), S, mu, threshold, iters, relaxation, tol, callback)
-            result.settings = settings
-            return result
+            U, k, change = _truncated(filtered_input(Y, A_T.contiguous()), S, mu, threshold, iters, relaxation, callback)
+            return SolverResult(U, k, change < tol, change, settings)
         SAty = Y @ (problem.A @ S.T)  # S A^T y: the x-update's constant term and the start, one product with Y
         AtY = Y @ problem.A if polish else None  # for the support solve only
         runs = []
@@ -127,13 +126,14 @@ def salsa(
 
 
 def _truncated(AtY: torch.Tensor, S: torch.Tensor, mu: float, threshold: torch.Tensor | float, iters: int,
-               relaxation: float, tol: float, callback: Callback | None) -> SolverResult:
-    """``iters`` iterations of :func:`~lsalsa.solvers.iteration.unrolled_salsa`, in row blocks."""
+               relaxation: float, callback: Callback | None) -> tuple[torch.Tensor, int, float]:
+    """``iters`` iterations of :func:`~lsalsa.solvers.iteration.unrolled_salsa`, in row blocks;
+    returns ``(U, k, the largest last relative change)``."""
     runs = [unrolled_salsa(AtY[r], S, mu, threshold, iters, half_rho=relaxation / 2, inplace=True,
                            callback=callback, change=True) for r in _blocks(AtY, callback)]
     U, k = torch.cat([u for u, _, _ in runs]), max(k for _, k, _ in runs)
     change = max(float(c.max()) if c is not None and c.numel() else math.inf for _, _, c in runs)
-    return SolverResult(U, k, change < tol, change)
+    return U, k, change
 
 
 def _blocks(iterate: torch.Tensor, callback: Callback | None) -> list[slice]:
