@@ -1,4 +1,5 @@
-"""What LISTA and LSALSA share: the parameters ``W_e`` and ``S``, thresholds, config, input checks."""
+"""What LISTA and LSALSA share: the parameters ``W_e`` and ``S``, thresholds, config, input checks,
+the read-outs of every layer, and :func:`grow` (an encoder one or more layers deeper)."""
 from __future__ import annotations
 
 import functools
@@ -19,11 +20,13 @@ class UnrolledEncoder(nn.Module):
     """Base of the unrolled encoders: ``W_e: (N, M)``, splitting matrices ``S``, thresholds.
 
     Subclasses give their layers once, as a function of the operators
-    ``_layers(Y, W_e, S, threshold, inplace=False, **options)`` built from a solver's step
-    function: fresh tensors for the trainable ``forward``, reused buffers without autograd for
-    :meth:`encode`; ``_layer_options`` returns the options. They add their own
-    hyper-parameters to :meth:`config`. Parameters are created as zeros; ``from_problem`` (in the
-    subclasses) or ``load_state_dict`` gives them values.
+    ``_layers(Y, W_e, S, threshold, inplace=False, all_layers=False, **options)`` built from a
+    solver's step function: fresh tensors for the trainable ``forward``, reused buffers without
+    autograd for :meth:`encode`, the list of every layer's read-out for :meth:`forward_layers`;
+    ``_layer_options`` returns the options, ``_per_layer_parameters`` the names of the
+    parameters with one entry per layer along their first axis (for :func:`grow`). They add
+    their own hyper-parameters to :meth:`config`. ``W_e`` and ``S`` are created as zeros;
+    ``from_problem`` (in the subclasses) or ``load_state_dict`` gives them values.
 
     Parameters
     ----------
@@ -61,8 +64,7 @@ class UnrolledEncoder(nn.Module):
         self.n_layers = check_positive_int(n_layers, "n_layers")
         self.dict_sizes = check_dict_sizes(dict_sizes, self.n_atoms, total="n_atoms")
         self.alphas = _check_alphas(alphas, len(self.dict_sizes))
-        if not isinstance(tied, bool):
-            raise LsalsaError(f"tied: expected True or False, got {tied!r}")
+        check_flag(tied, "tied")
         if learn_thresholds not in LEARN_THRESHOLDS:
             raise LsalsaError(f"learn_thresholds: expected one of {list(LEARN_THRESHOLDS)}, got {learn_thresholds!r}")
         self.tied = tied
@@ -81,7 +83,11 @@ class UnrolledEncoder(nn.Module):
         # Same arithmetic as LassoProblem.thresholds / scale, so that at initialisation the
         # encoder thresholds exactly as its solver does.
         alphas_t = torch.tensor(self.alphas, **factory)
-        per_coordinate = torch.repeat_interleave(alphas_t, torch.tensor(self.dict_sizes, device=device)) / scale
+        # alpha_i per atom, (N,): LSALSA's learned penalties divide it by mu_t
+        self.register_buffer(
+            "_alphas", torch.repeat_interleave(alphas_t, torch.tensor(self.dict_sizes, device=device)), persistent=False
+        )
+        per_coordinate = self._alphas / scale
         # A python float (all alphas equal, thresholds fixed) takes soft_threshold's fused path.
         self._scalar_threshold: float | None = None
         if self.learn_thresholds is None:
@@ -116,10 +122,15 @@ class UnrolledEncoder(nn.Module):
         """Rebuild a module from :meth:`config` (parameters are zeros until a state dict is loaded)."""
         if not isinstance(config, dict):
             raise LsalsaError(f"config: expected a dict, got {type(config).__name__}")
+        return cls._construct("config", **config, dtype=dtype, device=device)
+
+    @classmethod
+    def _construct(cls, what: str, *args: Any, **kwargs: Any):
+        """``cls(*args, **kwargs)``, an unknown keyword (a typo in ``what``) raising LsalsaError."""
         try:
-            return cls(**config, dtype=dtype, device=device)
+            return cls(*args, **kwargs)
         except TypeError as exc:
-            raise LsalsaError(f"config: not a valid {cls.__name__} configuration ({exc})") from exc
+            raise LsalsaError(f"{what}: not a valid {cls.__name__} configuration ({exc})") from exc
 
     def _set_operators(self, W_e: torch.Tensor, S: torch.Tensor) -> None:
         """Copy a solver's matrices into the parameters (every layer's S when untied)."""
@@ -133,11 +144,23 @@ class UnrolledEncoder(nn.Module):
     def _layer_options(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def _per_layer_parameters(self) -> tuple[str, ...]:
+        """Names of the parameters indexed by layer along their first axis (untied ``S``)."""
+        return () if self.tied else ("S",)
+
     def forward(self, Y: torch.Tensor) -> torch.Tensor:
         """Codes ``(B, N)`` for signals ``Y: (B, M)`` (of the encoder's dtype and device);
         differentiable in the parameters (for training). For inference see :meth:`encode`."""
         self._check_input(Y)
         return self._layers(Y, self.W_e, self.S, self._threshold(), **self._layer_options())
+
+    def forward_layers(self, Y: torch.Tensor) -> list[torch.Tensor]:
+        """The codes read out after every layer, for deep supervision: a list of T ``(B, N)``
+        tensors for ``Y: (B, M)``, element t what an encoder of the first t + 1 layers (these
+        parameters) outputs, so the last is ``forward(Y)``, bit for bit. Differentiable; the
+        same layers as :meth:`forward`, run once."""
+        self._check_input(Y)
+        return self._layers(Y, self.W_e, self.S, self._threshold(), all_layers=True, **self._layer_options())
 
     def encode(self, Y: torch.Tensor, *, dtype: torch.dtype | None = None, compile: bool | str = False) -> torch.Tensor:
         """Codes for inference: :meth:`forward`'s values, faster, without autograd.
@@ -197,7 +220,9 @@ class UnrolledEncoder(nn.Module):
 
     @property
     def thresholds(self) -> torch.Tensor:
-        """The per-coordinate thresholds in use, ``(N,)`` (a detached copy)."""
+        """The per-coordinate thresholds in use (a detached copy): ``(N,)`` shared by the layers,
+        or ``(T, N)``, row t layer t's, where they differ per layer (LSALSA's ``learn_mu`` with
+        fixed thresholds, LISTA's ``learn_step``)."""
         t = self._threshold()
         if isinstance(t, float):
             t = self._thresholds
@@ -227,6 +252,54 @@ def _compiled(layers: Callable[..., torch.Tensor], mode: str) -> Callable[..., t
     lazy: the first call of each shape compiles). The plain layers are compiled, not the
     in-place ones: inductor fuses and plans buffers itself, and needs no ``out=`` arguments."""
     return torch.compile(layers, fullgraph=True, mode=mode)
+
+
+def grow(trained: UnrolledEncoder, initial: UnrolledEncoder) -> UnrolledEncoder:
+    """An encoder of ``initial``'s T layers that starts as ``trained``'s T0 < T (greedy,
+    layer-wise training: train T0 layers, grow, train the deeper one).
+
+    Parameters
+    ----------
+    trained : an encoder of T0 layers (e.g. trained).
+    initial : an encoder of the same class and options (its :meth:`~UnrolledEncoder.config`
+        but ``n_layers``) with T > T0 layers, e.g. ``LSALSA.from_problem(problem, T0 + 1, mu)``.
+
+    Returns
+    -------
+    A new encoder (``initial``'s class, config, dtype and device; neither input is changed nor
+    shares memory with it) with ``trained``'s parameters for what the layers share (``W_e``, a
+    tied ``S``, learned thresholds ``theta``) and for layers ``< T0`` (the rows of an untied
+    ``S``, LSALSA's ``mu_t``, LISTA's ``gamma_t``), ``initial``'s for layers ``>= T0``. Its first
+    T0 layers compute what ``trained`` does (:meth:`~UnrolledEncoder.forward_layers`).
+    """
+    for name, enc in (("trained", trained), ("initial", initial)):
+        if not isinstance(enc, UnrolledEncoder):
+            raise LsalsaError(f"grow: {name}: expected a LISTA or LSALSA encoder, got {type(enc).__name__}")
+    if type(trained) is not type(initial):
+        names = f"{type(trained).__name__} and {type(initial).__name__}"
+        raise LsalsaError(f"grow: expected two encoders of one class, got {names}")
+    old, new = trained.config(), initial.config()
+    T0, T = old.pop("n_layers"), new.pop("n_layers")
+    differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if differ:
+        raise LsalsaError(f"grow: the encoders' options differ ({', '.join(differ)}); only n_layers may")
+    if T <= T0:
+        raise LsalsaError(f"grow: initial must have more layers than trained, got {T} <= {T0}")
+    grown = type(initial).from_config(initial.config(), dtype=initial.W_e.dtype, device=initial.W_e.device)
+    grown.load_state_dict(initial.state_dict())
+    per_layer = grown._per_layer_parameters()
+    with torch.no_grad():
+        for name, p in grown.named_parameters():
+            source = getattr(trained, name)
+            (p[: source.shape[0]] if name in per_layer else p).copy_(source)
+    return grown.train(initial.training)
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """A constructor's on/off option: True or False only."""
+    if not isinstance(value, bool):
+        raise LsalsaError(f"{name}: expected True or False, got {value!r}")
+    return value
 
 
 def check_problem(problem: Any, n_layers: Any) -> int:

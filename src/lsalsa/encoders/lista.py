@@ -5,13 +5,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch import nn
 
 from .._validation import check_positive
 from ..prox import soft_threshold
 from ..problem import LassoProblem
 from ..solvers.ista import ista_operators, ista_step
 from ..solvers.iteration import filtered_input
-from ._base import UnrolledEncoder, check_problem
+from ._base import UnrolledEncoder, check_flag, check_problem
 
 
 def lista_layers(
@@ -22,20 +23,30 @@ def lista_layers(
     *,
     n_layers: int,
     inplace: bool = False,
-) -> torch.Tensor:
+    all_layers: bool = False,
+    step: torch.Tensor | None = None,
+) -> torch.Tensor | list[torch.Tensor]:
     """LISTA's T layers as a function of its operators: ISTA's own step
     (:func:`lsalsa.solvers.ista_step`) from ``x_0 = 0``.
 
-    Y: (B, M); W_e: (N, M); S: (N, N) tied or (T - 1, N, N); threshold: float or (N,);
-    inplace: the products into one reused buffer, no autograd (:meth:`encode`).
-    Returns the codes ``(B, N)``.
+    Y: (B, M); W_e: (N, M); S: (N, N) tied or (T - 1, N, N); threshold: float, (N,) or (T, N)
+    one row per layer; inplace: the products into one reused buffer, no autograd
+    (:meth:`encode`); step: None or (T,) the steps ``gamma_t`` (``ista_step``'s ``step``).
+    Returns the codes ``(B, N)``, or with ``all_layers`` the list of the T layers' outputs.
     """
     b = filtered_input(Y, W_e)
-    X = soft_threshold(b, threshold)  # layer 1, ista_step from x_0 = 0 without the product S 0
+    per_layer = isinstance(threshold, torch.Tensor) and threshold.ndim == 2
+    thresholds = list(threshold) if per_layer else [threshold] * n_layers
+    steps = [None] * n_layers if step is None else list(step)
+    # layer 1, ista_step from x_0 = 0 without the product S 0 (lerp(0, b, gamma) = gamma b)
+    X = soft_threshold(b if step is None else b * steps[0], thresholds[0])
+    codes = [X] if all_layers else None
     buffer = torch.empty_like(b) if inplace else None
     for t in range(1, n_layers):
-        X = ista_step(X, b, S if S.ndim == 2 else S[t - 1], threshold, out=buffer)
-    return X
+        X = ista_step(X, b, S if S.ndim == 2 else S[t - 1], thresholds[t], out=buffer, step=steps[t])
+        if codes is not None:
+            codes.append(X)
+    return X if codes is None else codes
 
 
 class LISTA(UnrolledEncoder):
@@ -56,9 +67,15 @@ class LISTA(UnrolledEncoder):
     tied : True (the paper): one ``S: (N, N)``. False: one per layer that uses it,
         ``S: (T - 1, N, N)``; ``W_e`` stays shared (``W_e y`` is computed once).
     learn_thresholds : None (default), "coordinate" or "dictionary"; shared by layers.
+    learn_step : False (default) or True: a learnable step per layer, ``gamma_t: (T,)``
+        starting at 1 and used as ``max(gamma_t, 0)``; layer t is then ISTA's step of
+        ``gamma_t / L``, ``x_t = soft(gamma_t (W_e y + S x_{t-1}) + (1 - gamma_t) x_{t-1};
+        gamma_t theta)`` (a ``lerp``, which at ``gamma_t = 1`` is ISTA's layer bit for bit),
+        ``theta`` the fixed ``alpha_i / L`` or the learned thresholds alike.
     dtype, device : of the parameters. Parameters start at zero: use :meth:`from_problem`.
 
-    Shapes: ``forward(Y: (B, M)) -> (B, N)``; ``W_e: (N, M)``, ``S: (N, N)`` or ``(T-1, N, N)``.
+    Shapes: ``forward(Y: (B, M)) -> (B, N)``; ``W_e: (N, M)``, ``S: (N, N)`` or ``(T-1, N, N)``,
+    ``gamma_t: (T,)``.
     For inference, :meth:`~lsalsa.encoders._base.UnrolledEncoder.encode`.
     """
 
@@ -73,26 +90,31 @@ class LISTA(UnrolledEncoder):
         dict_sizes: Sequence[int] | None = None,
         tied: bool = True,
         learn_thresholds: str | None = None,
+        learn_step: bool = False,
         dtype: torch.dtype | None = None,
         device: Any = None,
     ):
         lipschitz = check_positive(lipschitz, "lipschitz")
+        check_flag(learn_step, "learn_step")
         super().__init__(
             n_features, n_atoms, n_layers, alphas=alphas, dict_sizes=dict_sizes, scale=lipschitz,
             n_splitting=n_layers - 1 if isinstance(n_layers, int) else 0,
             tied=tied, learn_thresholds=learn_thresholds, dtype=dtype, device=device,
         )
         self.lipschitz = lipschitz
+        self.learn_step = learn_step
+        if learn_step:
+            self.gamma_t = nn.Parameter(torch.ones(self.n_layers, dtype=dtype, device=device))
 
     @classmethod
     def from_problem(cls, problem: LassoProblem, n_layers: int, **options: Any) -> "LISTA":
         """The network that equals T iterations of ISTA on ``problem``: ``W_e = A^T / L``,
         ``S = I - A^T A / L``, thresholds ``alpha_i / L``. Follows the problem's dtype and device;
-        ``options`` are ``tied`` and ``learn_thresholds``."""
+        ``options`` are ``tied``, ``learn_thresholds`` and ``learn_step``."""
         n_layers = check_problem(problem, n_layers)
         W_e, S, _ = ista_operators(problem)
-        model = cls(
-            problem.n_features, problem.n_atoms, n_layers, lipschitz=problem.lipschitz,
+        model = cls._construct(
+            "options", problem.n_features, problem.n_atoms, n_layers, lipschitz=problem.lipschitz,
             alphas=problem.alphas.tolist(), dict_sizes=problem.dict_sizes,
             dtype=problem.dtype, device=problem.device, **options,
         )
@@ -100,9 +122,24 @@ class LISTA(UnrolledEncoder):
         return model
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "lipschitz": self.lipschitz}
+        return {**super().config(), "lipschitz": self.lipschitz, "learn_step": self.learn_step}
 
     _layers = staticmethod(lista_layers)
 
     def _layer_options(self) -> dict[str, Any]:
-        return {"n_layers": self.n_layers}
+        return {"n_layers": self.n_layers, "step": self._step() if self.learn_step else None}
+
+    def _per_layer_parameters(self) -> tuple[str, ...]:
+        return super()._per_layer_parameters() + (("gamma_t",) if self.learn_step else ())
+
+    def _step(self) -> torch.Tensor:
+        """The steps in use, ``(T,)``."""
+        return self.gamma_t.clamp_min(0)
+
+    def _threshold(self) -> torch.Tensor | float:
+        threshold = super()._threshold()
+        if not self.learn_step:
+            return threshold
+        if isinstance(threshold, float):
+            threshold = self._thresholds
+        return self._step()[:, None] * threshold  # (T, N): gamma_t theta

@@ -26,17 +26,28 @@ def ista_operators(problem: LassoProblem) -> tuple[torch.Tensor, torch.Tensor, t
 
 
 def ista_step(
-    X: torch.Tensor, b: torch.Tensor, S: torch.Tensor, theta: torch.Tensor | float, out: torch.Tensor | None = None
+    X: torch.Tensor,
+    b: torch.Tensor,
+    S: torch.Tensor,
+    theta: torch.Tensor | float,
+    out: torch.Tensor | None = None,
+    *,
+    step: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One ISTA / LISTA layer: ``soft(b + X S^T; theta)``.
 
     X: (B, N) current codes; b: (B, N) the filtered input ``Y W_e^T``; S: (N, N); out: None, or a
     (B, N) buffer for ``b + X S^T`` (the result is a fresh tensor either way). When ``S`` has a
     lower precision than ``X`` (e.g. bfloat16 products), the product runs in ``S``'s dtype.
+    step: None, or a 0-d tensor ``gamma`` (LISTA's ``learn_step``): the layer is then
+    ``soft(lerp(X, b + X S^T, gamma); theta)``, ISTA with step ``gamma / L`` when ``theta`` is
+    ``gamma`` times ``alpha / L`` (the caller's); ``lerp`` with weight 1 returns its end exactly.
     """
     if S.dtype == X.dtype:
-        return soft_threshold(torch.addmm(b, X, S.T, out=out), theta)
-    return soft_threshold(torch.add(b, torch.mm(X.to(S.dtype), S.T), out=out), theta)
+        Z = torch.addmm(b, X, S.T, out=out)
+    else:
+        Z = torch.add(b, torch.mm(X.to(S.dtype), S.T), out=out)
+    return soft_threshold(Z if step is None else torch.lerp(X, Z, step, out=out), theta)
 
 
 def ista(

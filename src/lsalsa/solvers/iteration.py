@@ -114,7 +114,13 @@ def filtered_input(Y: torch.Tensor, W_e: torch.Tensor) -> torch.Tensor:
 
 
 def direct_update(
-    b: torch.Tensor, S: torch.Tensor, mu: float, scratch: torch.Tensor | None = None, x_out: torch.Tensor | None = None
+    b: torch.Tensor,
+    S: torch.Tensor,
+    mu: float,
+    scratch: torch.Tensor | None = None,
+    x_out: torch.Tensor | None = None,
+    *,
+    scale: torch.Tensor | None = None,
 ) -> XUpdate:
     """The x-update ``x = S (b + mu w)``, ``v = 2 x - w``, from ``S: (N, N)`` itself, for
     ``b: (B, N)``; it returns ``(V, X)``.
@@ -122,12 +128,15 @@ def direct_update(
     In place, ``scratch`` holds ``b + mu w`` (it may be the step's own scratch) and ``x_out``
     the product. When ``S`` has a lower precision than ``b`` (e.g. bfloat16 products),
     ``b + mu w`` is written in ``S``'s dtype and the product promoted back, so only the
-    product's inputs are rounded.
+    product's inputs are rounded. ``scale``, a 0-d tensor ``r`` (not in place), makes it
+    ``x = S (b + mu (r w))``: a penalty ``mu r`` differentiable in ``r``, whose ``r = 1`` is the
+    arithmetic of ``mu`` alone bit for bit (``torch.add``'s fused ``b + mu w`` is not
+    ``b + (mu r) w``).
     """
     St = S.T
 
     def update(W: torch.Tensor, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        P = torch.add(b, W, alpha=mu, out=scratch)
+        P = torch.add(b, W if scale is None else W * scale, alpha=mu, out=scratch)
         if St.dtype == W.dtype:
             X = torch.mm(P, St, out=x_out)
         else:  # mixed precision: the product in S's dtype, the rest in W's
@@ -149,36 +158,57 @@ def unrolled_salsa(
     inplace: bool = False,
     callback: Callable[[int, torch.Tensor], object] | None = None,
     change: bool = False,
+    layer_mu: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, int, torch.Tensor | None]:
     """T SALSA iterations from ``x_0 = b, d_0 = 0``: truncated SALSA and LSALSA's T layers.
 
     b : (B, N) the filtered input ``Y W_e^T`` (``A^T y`` for the solver).
     S : (N, N) shared by the iterations, or (T, N, N) one per iteration (untied LSALSA).
-    threshold : ``alpha_i / mu``, a float or (N,) tensor of ``b``'s dtype.
+    threshold : ``alpha_i / mu``, a float or (N,) tensor of ``b``'s dtype, or (T, N) one row per
+        iteration (LSALSA's learned penalties); the read-out after iteration k uses row k.
     readout : "u" for ``soft(x_T + d_T)``; "x" for the paper's printed ``soft(x_T)``.
     inplace : iterate in reused buffers (no autograd).
-    callback : ``callback(k, U)`` after iteration k with the current code; True stops.
+    callback : ``callback(k, U)`` after iteration k with the current code (of ``readout``'s
+        kind); True stops.
     change : also return each row's ``||x_k - x_{k-1}|| / ||x_k||`` of the last iteration.
+    layer_mu : None, or (T,) a penalty ``mu_k`` per iteration for the x-update (LSALSA's
+        ``learn_mu``), with ``mu`` the reference: the update reads ``b + mu (w (mu_k / mu))``
+        (:func:`direct_update`'s ``scale``), so ``mu_k = mu`` is the fixed-mu arithmetic bit for
+        bit; in place (no gradient) ``mu_k`` is read as a float, ``b + mu_k w``.
 
     Returns ``(codes (B, N), iterations run, each row's last relative change (B,) or None)``.
     """
-    lo, hi = -threshold, threshold
+    if isinstance(threshold, torch.Tensor) and threshold.ndim == 2:
+        bounds = [(-t, t) for t in threshold]
+    else:
+        bounds = [(-threshold, threshold)] * n_iter
+    if layer_mu is None:
+        penalties = [(mu, None)] * n_iter
+    else:
+        penalties = [(m, None) for m in layer_mu.tolist()] if inplace else [(mu, r) for r in layer_mu / mu]
     W = V = X = b  # w_0 = v_0 = x_0; in place, the first step writes into the buffers
     buffers = (torch.empty_like(b), torch.empty_like(b)) if inplace else None
     scratch = torch.empty_like(b, dtype=S.dtype) if inplace else None  # b + mu w, in S's dtype
     step_scratch = scratch if scratch is None or S.dtype == b.dtype else torch.empty_like(b)
     x_out = torch.empty_like(b) if inplace else None
-    tied = direct_update(b, S, mu, scratch, x_out) if S.ndim == 2 else None  # made once: small batches pay per call
-    X_prev, k = None, 0
+    # made once: small batches pay per call
+    tied = direct_update(b, S, mu, scratch, x_out) if S.ndim == 2 and layer_mu is None else None
+    X_prev, k, t = None, 0, threshold
     for k in range(1, n_iter + 1):
         if change and (callback is not None or k == n_iter):
             X_prev = X.clone()
-        update = tied if tied is not None else direct_update(b, S[k - 1], mu, scratch, x_out)
-        W, V, X = salsa_step(W, V, update, lo, hi, half_rho, step_scratch, buffers, X)
-        if callback is not None and callback(k, salsa_readout(V, threshold)):
+        (lo, t), (mu_k, scale) = bounds[k - 1], penalties[k - 1]
+        if tied is None:
+            update = direct_update(b, S if S.ndim == 2 else S[k - 1], mu_k, scratch, x_out, scale=scale)
+        else:
+            update = tied
+        W, V, X = salsa_step(W, V, update, lo, t, half_rho, step_scratch, buffers, X)
+        if callback is not None and callback(k, _readout(V, X, t, readout)):
             break
     rel = None if X_prev is None else row_change(X, X_prev, out=X_prev)
-    if readout == "x":
-        return soft_threshold(X, threshold), k, rel
-    return salsa_readout(V, threshold), k, rel
+    return _readout(V, X, t, readout), k, rel
 
+
+def _readout(V: torch.Tensor, X: torch.Tensor, threshold: torch.Tensor | float, readout: str) -> torch.Tensor:
+    """The code of ``readout``'s kind: ``soft(v)`` ("u", :func:`salsa_readout`) or ``soft(x)`` ("x")."""
+    return soft_threshold(X, threshold) if readout == "x" else salsa_readout(V, threshold)
