@@ -39,6 +39,7 @@ mu = 1.0
 repeats = 2
 [train]
 epochs = 2
+schedule = "exponential"
 [search]
 mu = [1.0, 3.0]
 lr_decays = [0.5, 0.9]

@@ -73,7 +73,7 @@ def test_options_train(options, small_task):
 
 
 # ---- the loop's mechanics ----------------------------------------------------------------------
-CONFIG = dict(epochs=6, batch_size=32, lr=3e-3, lr_decay=0.9, optimizer="adam", seed=3)
+CONFIG = dict(epochs=6, batch_size=32, lr=3e-3, schedule="exponential", lr_decay=0.9, optimizer="adam", seed=3)
 
 
 def fresh(small_task):

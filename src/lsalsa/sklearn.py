@@ -87,7 +87,8 @@ class _UnrolledCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     learn_thresholds: str | None = None
     # checked by TrainConfig
     batch_size: int = 100
-    lr: float = 1e-3
+    lr: float | str = "auto"
+    schedule: str = "cosine"
     lr_decay: float = 1.0
     optimizer: str = "adam"
     rel_tol: float = 1e-6
@@ -111,17 +112,17 @@ class _UnrolledCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         # Built for epochs=0 too (as one epoch, then unused), so that every setting is checked
         # before anything is computed.
         train = TrainConfig(epochs=max(epochs, 1), batch_size=self.batch_size, lr=self.lr,
-                            lr_decay=self.lr_decay, optimizer=self.optimizer, rel_tol=self.rel_tol,
-                            seed=own["seed"])
+                            schedule=self.schedule, lr_decay=self.lr_decay, optimizer=self.optimizer,
+                            rel_tol=self.rel_tol, seed=own["seed"])
         X = self._validate(X, reset=True, dtype=own["dtype"])
         Y = self._to_tensor(X, _DTYPES[X.dtype.name], own["device"])
         A, dict_history = self._dictionary(Y, own)
         problem = LassoProblem(A, own["alpha"])
         mu = getattr(self, "mu", None)  # LSALSACoder's penalty, also for SALSA's optimal codes
         codes = {"solver": own["solver"], "tol": own["solver_tol"], "max_iter": own["solver_max_iter"], "mu": mu}
-        encoder, history = fit_encoder(self._method, problem, self.n_layers, Y, train if epochs else None,
-                                       codes=codes, mu=mu, progress=bool(self.verbose), tied=self.tied,
-                                       learn_thresholds=self.learn_thresholds)
+        encoder, history = fit_encoder(problem, Y, n_layers=self.n_layers, method=self._method, config=train,
+                                       train=epochs > 0, codes=codes, mu=mu, progress=bool(self.verbose),
+                                       return_history=True, tied=self.tied, learn_thresholds=self.learn_thresholds)
         self.problem_, self.encoder_, self.n_atoms_ = problem, encoder, problem.n_atoms
         self.components_ = problem.A.T.detach().cpu().numpy().copy()
         self.history_, self.dictionary_history_ = history, dict_history
@@ -316,11 +317,11 @@ _SHARED_PARAMETERS = """    n_atoms : int or None, default None
     epochs : int >= 0, default 20
         Passes of encoder training (Eq. 15, :func:`lsalsa.train_encoder`); 0 skips training and
         the optimal codes: the encoder is then the truncated solver.
-    batch_size, lr, lr_decay, optimizer, rel_tol : default 100, 1e-4 or 1e-3, 1.0, "adam", 1e-6
-        Training settings, as in :class:`lsalsa.TrainConfig`, which checks them. The learning
-        rate is problem-dependent (the defaults, 1e-4 for LSALSACoder and 1e-3 for LISTACoder,
-        suit [0, 1]-scaled digits); training that diverges raises :class:`lsalsa.LsalsaError`
-        asking for a lower ``lr``.
+    batch_size, lr, schedule, lr_decay, optimizer, rel_tol : default 100, "auto", "cosine", 1.0,
+        "adam", 1e-6
+        Training settings, as in :class:`lsalsa.TrainConfig`, which checks them: by default a
+        range test picks the (relative, for Adam) learning rate, and an epoch that diverges is
+        rolled back and repeated at a lower rate (``history_.rollbacks``).
     tied : bool, default True
         One splitting matrix ``S`` shared by all layers (the paper) or one per layer.
     learn_thresholds : {None, "coordinate", "dictionary"}, default None
@@ -396,7 +397,6 @@ Sparse coding by a trained LSALSA network (Alg. 3/4), as a scikit-learn transfor
     _method = "lsalsa"
 
     mu: float = DEFAULT_MU
-    lr: float = 1e-4
 
 
 @dataclass(kw_only=True, repr=False, eq=False)

@@ -1,17 +1,23 @@
 """Training an encoder to predict optimal codes (Eq. 15): one flat, model-agnostic loop.
 
 ``train_encoder`` minimises ``1/(2P) sum_p ||x*_p - f_e(y_p)||^2`` over any ``nn.Module`` mapping
-``(B, M) -> (B, N)``, by SGD (the paper) or Adam, with a per-epoch learning-rate decay, a
-relative-change stopping rule, best-on-validation restore, callbacks, a progress bar and atomic
-checkpoints that resume bit-for-bit. It keeps no global state: shuffling uses a
-``torch.Generator`` seeded from ``(seed, epoch)``, so the same code runs unchanged under DDP.
+``(B, M) -> (B, N)``, by Adam (relative rates) or the paper's SGD, with a learning rate found by
+a range test (``lr="auto"``, :mod:`lsalsa.learning_rate`), warm-up and decay, gradient-norm
+clipping, a rollback to the last good epoch (at a lower rate) when training diverges, a
+relative-change stopping rule, best-on-validation restore, optional deep supervision, callbacks,
+a progress bar and atomic checkpoints that resume bit-for-bit. It keeps no global state:
+shuffling uses a ``torch.Generator`` seeded from ``(seed, epoch)``, so the same code runs
+unchanged under DDP.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,10 +27,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._validation import FLOAT_DTYPES, check_nonneg_int, check_positive, check_positive_int
-from .encoders.io import CHECKPOINT_FORMAT, encoder_record
-from .files import FORMAT_VERSION, read_torch, save_torch
+from ._validation import FLOAT_DTYPES, check_nonneg_float, check_nonneg_int, check_positive, check_positive_int
 from .errors import LsalsaError
+from .learning_rate import SCHEDULES, find_lr, grad_norm, make_optimizer, schedule_factor, set_lr
+from .train_checkpoint import restore_run, save_run
 from .training_data import Batches, epoch_batches, training_set, validation_set
 
 OPTIMIZERS = ("sgd", "adam")
@@ -34,58 +40,101 @@ _RESUMABLE_CHANGES = ("epochs", "rel_tol", "device", "checkpoint_every")
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of :func:`train_encoder`.
+    """Hyper-parameters of :func:`train_encoder`; the defaults are the library's recipe
+    (measured in ``benchmarks/bench_learned_gain.py``), with no rate to pick.
 
     Attributes
     ----------
     epochs : the most passes over the training data (>= 1).
     batch_size : signals per gradient step (>= 1; ignored when batches are given as an iterable).
-    lr : initial learning rate (> 0). Problem-dependent: the paper grid-searched 1e-7 to 1e-2;
-        too large a rate makes training diverge, which :func:`train_encoder` reports.
-    lr_decay : factor applied to the learning rate after every epoch, ``lr * lr_decay**epoch``
-        (0 < lr_decay <= 1; 1 keeps it constant).
-    optimizer : "sgd" (plain SGD, as in the paper) or "adam".
+    lr : the base learning rate (> 0), or "auto": the range test of
+        :func:`lsalsa.learning_rate.find_lr` picks it (``lr_test_steps`` steps at each of nine
+        rates, on copies of the encoder; the rate found is in ``TrainHistory.lr_found``). For Adam the rate is
+        relative: each parameter tensor moves by about ``lr`` times its initial RMS per step.
+    optimizer : "adam" (relative rates, the default) or "sgd" (plain SGD at an absolute rate, as
+        in the paper).
+    schedule : "cosine" (decay to 0 over ``epochs``), "exponential" (``lr_decay**epoch``, the
+        paper's) or "constant"; all after a linear warm-up of ``warmup`` steps.
+    warmup : optimiser steps of linear warm-up (0: none).
+    lr_decay : the per-epoch factor of the "exponential" schedule (0 < lr_decay <= 1).
+    clip : clip the gradient's norm at ``clip`` times its running mean (an exponential average
+        of the clipped norms), so that one spike cannot throw the parameters far; 0 disables.
+    blowup : an epoch whose loss (validation loss when there is a validation set) exceeds
+        ``blowup`` times the best seen so far, or is not finite, has diverged: the run rolls back
+        to the parameters and optimiser state before it, divides the rate by 10 and repeats the
+        epoch (recorded in ``TrainHistory.rollbacks``).
+    max_rollbacks : rollbacks in a row after which training stops with an error.
+    deep_supervision : weight of the intermediate layers' losses: the loss is Eq. 15 at the
+        output plus ``deep_supervision`` times the mean of Eq. 15 at the read-outs after layers
+        1..T-1 (for encoders with ``forward_layers``; 0 disables). The reported losses, and the
+        validation loss that picks the best epoch, are Eq. 15 at the output.
     rel_tol : stop when the training loss changes by less than this, relatively, from one epoch
         to the next (the paper uses 1e-6; 0 disables the rule).
     seed : seeds the per-epoch shuffle of tensor data, ``(seed, epoch) -> permutation``.
     device : where to train (e.g. "cuda"); None trains where the encoder's parameters are.
     checkpoint_every : with a checkpoint path, write it every this many epochs (and at the end).
+    lr_test_steps : steps per rate of the ``lr="auto"`` range test.
     """
 
     epochs: int = 100
     batch_size: int = 100
-    lr: float = 1e-3
+    lr: float | str = "auto"
+    optimizer: str = "adam"
+    schedule: str = "cosine"
+    warmup: int = 50
     lr_decay: float = 1.0
-    optimizer: str = "sgd"
+    clip: float = 5.0
+    blowup: float = 4.0
+    max_rollbacks: int = 6
+    deep_supervision: float = 0.0
     rel_tol: float = 1e-6
     seed: int = 0
     device: str | None = None
     checkpoint_every: int = 1
+    lr_test_steps: int = 20
 
     def __post_init__(self) -> None:
         self.epochs = check_positive_int(self.epochs, "epochs")
         self.batch_size = check_positive_int(self.batch_size, "batch_size")
-        self.lr = check_positive(self.lr, "lr")
+        if self.lr != "auto":
+            self.lr = check_positive(self.lr, "lr")
         self.lr_decay = check_positive(self.lr_decay, "lr_decay")
         if self.lr_decay > 1:
             raise LsalsaError(f"lr_decay: expected 0 < lr_decay <= 1, got {self.lr_decay}")
         if self.optimizer not in OPTIMIZERS:
             raise LsalsaError(f"optimizer: expected one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise LsalsaError(f"schedule: expected one of {list(SCHEDULES)}, got {self.schedule!r}")
+        if self.lr_decay != 1 and self.schedule != "exponential":
+            raise LsalsaError(f"lr_decay: {self.lr_decay} is the factor of schedule='exponential', "
+                              f"not of schedule={self.schedule!r}")
+        self.warmup = check_nonneg_int(self.warmup, "warmup")
+        self.clip = check_nonneg_float(self.clip, "clip")
+        self.blowup = check_positive(self.blowup, "blowup")
+        if self.blowup <= 1:
+            raise LsalsaError(f"blowup: expected a factor > 1, got {self.blowup}")
+        self.max_rollbacks = check_nonneg_int(self.max_rollbacks, "max_rollbacks")
+        self.deep_supervision = check_nonneg_float(self.deep_supervision, "deep_supervision")
         if self.rel_tol != 0:
             self.rel_tol = check_positive(self.rel_tol, "rel_tol")
         self.seed = check_nonneg_int(self.seed, "seed")
         self.device = None if self.device is None else str(torch.device(self.device))
         self.checkpoint_every = check_positive_int(self.checkpoint_every, "checkpoint_every")
+        self.lr_test_steps = check_positive_int(self.lr_test_steps, "lr_test_steps")
 
 
 @dataclass
 class TrainHistory:
     """Per-epoch record of a run (epochs count from 1), returned by :func:`train_encoder`.
 
-    ``val_loss`` holds None where no validation set was given; ``best_epoch`` is the epoch whose
-    parameters the encoder holds at the end when there was one (0: the initial parameters were
-    never beaten on the validation set); ``stop_reason`` is "epochs",
-    "converged" (``rel_tol``) or "callback".
+    ``val_loss`` holds None where no validation set was given; ``lr`` is each epoch's base rate
+    (after warm-up, at its first step); ``best_epoch`` is the epoch whose parameters the encoder
+    holds at the end when there was one (0: the initial parameters were never beaten on the
+    validation set); ``stop_reason`` is "epochs", "converged" (``rel_tol``) or "callback".
+    ``lr_found`` is the rate the ``lr="auto"`` range test chose (None for a given rate);
+    ``rollbacks`` one ``{"epoch", "loss", "lr"}`` per diverged epoch that was rolled back (its
+    loss, and the base rate it had); ``lr_scale`` the factor rollbacks have put on the rate;
+    ``steps`` the optimiser steps taken.
     """
 
     epoch: list[int] = field(default_factory=list)
@@ -95,6 +144,10 @@ class TrainHistory:
     time_s: list[float] = field(default_factory=list)
     best_epoch: int | None = None
     stop_reason: str | None = None
+    lr_found: float | None = None
+    rollbacks: list[dict[str, Any]] = field(default_factory=list)
+    lr_scale: float = 1.0
+    steps: int = 0
 
     def rows(self) -> list[dict[str, Any]]:
         """One tidy row per epoch: ``{"epoch", "train_loss", "val_loss", "lr", "time_s"}``."""
@@ -134,12 +187,13 @@ def train_encoder(
     encoder : any ``nn.Module`` mapping ``(B, M) -> (B, N)`` (e.g. :class:`~lsalsa.LSALSA`);
         trained in place.
     Y, X_star : training signals ``(P, M)`` and their optimal codes ``(P, N)`` (tensors or numpy
-        arrays, of the encoder's dtype), shuffled every epoch from ``config.seed``; or ``Y`` an iterable of
-        ``(Y_b, X_star_b)`` batches (e.g. a ``DataLoader``, re-iterated every epoch, its sampler's
-        ``set_epoch`` called if it has one) and ``X_star`` None.
-    config : :class:`TrainConfig` (default: ``TrainConfig()``).
+        arrays, of the encoder's dtype), shuffled every epoch from ``config.seed``; or ``Y`` an
+        iterable of ``(Y_b, X_star_b)`` batches (e.g. a ``DataLoader``, re-iterated every epoch,
+        its sampler's ``set_epoch`` called if it has one) and ``X_star`` None.
+    config : :class:`TrainConfig` (default: ``TrainConfig()``, the library's recipe).
     val : validation data, ``(Y_val, X_star_val)`` or an iterable of batches. With it, the encoder
-        ends with the parameters of the epoch of lowest validation loss.
+        ends with the parameters of the epoch of lowest validation loss (the initial ones count
+        as epoch 0), and divergence is judged on it.
     callbacks : ``callback(state: TrainState)`` after every epoch; returning True stops training.
     checkpoint : a file to write the run to every ``config.checkpoint_every`` epochs, atomically.
     resume : continue the run saved in ``checkpoint`` (start afresh when the file does not exist
@@ -148,12 +202,13 @@ def train_encoder(
 
     Returns
     -------
-    TrainHistory : per-epoch training and validation loss, learning rate, seconds.
+    TrainHistory : per-epoch training and validation loss, learning rate, seconds, rollbacks.
 
     Raises
     ------
-    LsalsaError : on bad arguments, and when training diverges (a NaN/Inf loss or parameter); no
-        checkpoint is written for a diverged epoch, and the encoder is left as it diverged.
+    LsalsaError : on bad arguments, and when training still diverges after
+        ``config.max_rollbacks`` rollbacks in a row (the encoder is then left with the last good
+        parameters, and no checkpoint is written for the diverged epoch).
     """
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
@@ -166,34 +221,75 @@ def train_encoder(
     device = params[0].device if config.device is None else torch.device(config.device)
     train_data = training_set(encoder, Y, X_star, "Y", "X_star", params[0].dtype, device)
     val_data = None if val is None else validation_set(encoder, val, params[0].dtype, device)
-    optimizer = _make_optimizer(config, encoder.parameters())
+    loss_fn = functools.partial(_batch_loss, weight=config.deep_supervision)
+    optimizer = make_optimizer(config.optimizer, encoder, 1.0)  # rates set per step
 
-    history, best = TrainHistory(), None
+    def train_batches(epoch: int) -> Iterable:
+        return epoch_batches(train_data, config.batch_size, config.seed, epoch)
+
+    def evaluate(data: Any) -> float:
+        return _evaluate(encoder, epoch_batches(data, config.batch_size, config.seed, None), device)
+
+    history, best, clip = TrainHistory(), None, {"mean": None}
     if resume and checkpoint is not None and os.path.exists(checkpoint):
-        history, best = _restore(checkpoint, encoder, optimizer, config)
+        saved = restore_run(checkpoint, encoder, optimizer, dataclasses.asdict(config), _RESUMABLE_CHANGES)
+        history, best, clip = TrainHistory(**saved["history"]), saved["best"], saved["clip"]
     start = len(history.epoch)
-    if start == 0 and val_data is not None:
+    if start == 0:
+        if config.lr == "auto":
+            found = find_lr(encoder, config.optimizer, lambda: _on(train_batches(0), device), loss_fn,
+                            n_steps=config.lr_test_steps)
+            if found["losses"] and min(found["losses"]) >= found["initial"]:
+                warnings.warn(f"lr='auto': no rate tried ({found['lrs'][0]:g} to {found['lrs'][-1]:g}) lowered the "
+                              f"training loss in {config.lr_test_steps} steps; training at {found['lr']:g}",
+                              RuntimeWarning, stacklevel=2)
+            history.lr_found = found["lr"]
         # The initial parameters (e.g. exact SALSA) are a candidate too: training that only
         # makes the validation loss worse then leaves the encoder as it started (best_epoch 0).
-        initial = _evaluate(encoder, epoch_batches(val_data, config.batch_size, config.seed, None), device)
-        best = {"epoch": 0, "val_loss": initial, "state_dict": _copy_state(encoder)}
-        history.best_epoch = 0
+        reference = evaluate(val_data if val_data is not None else train_data)
+        best = {"epoch": 0, "val_loss": reference if val_data is not None else None,
+                "loss": reference, "state_dict": _copy_state(encoder)}
+        history.best_epoch = 0 if val_data is not None else None
+    base_lr = history.lr_found if config.lr == "auto" else config.lr
     # A resumed run that converged or was stopped by a callback is complete; one that ran out of
     # epochs continues when config.epochs is larger now.
     finished = history.stop_reason in ("converged", "callback")
 
+    def lr_at(epoch: int, step: int) -> float:
+        return base_lr * history.lr_scale * schedule_factor(config.schedule, epoch, config.epochs, step,
+                                                            config.warmup, config.lr_decay)
+
     bar = tqdm(range(start, config.epochs), initial=start, total=config.epochs, disable=not progress, desc="train")
     for epoch in ([] if finished else bar):
-        lr = config.lr * config.lr_decay**epoch  # a function of the epoch, so resuming restores it
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        t0 = time.perf_counter()
-        train_loss = _train_epoch(encoder, optimizer, epoch_batches(train_data, config.batch_size, config.seed, epoch), device)
-        val_loss = None if val_data is None else _evaluate(encoder, epoch_batches(val_data, config.batch_size, config.seed, None), device)
-        _check_diverged(encoder, epoch + 1, train_loss, val_loss, lr)
+        good = (_copy_state(encoder), copy.deepcopy(optimizer.state_dict()), dict(clip), history.steps)
+        for attempt in range(config.max_rollbacks + 1):
+            t0 = time.perf_counter()
+            lr = lr_at(epoch, config.warmup)  # the epoch's rate after warm-up, as recorded
+            train_loss, history.steps = _train_epoch(encoder, optimizer, _on(train_batches(epoch), device), loss_fn,
+                                                     functools.partial(lr_at, epoch), history.steps, config.clip, clip)
+            val_loss = None if val_data is None else evaluate(val_data)
+            watched = train_loss if val_loss is None else val_loss
+            limit = config.blowup * min(best["loss"], _best_seen(history, val_data))
+            if math.isfinite(watched) and watched <= limit and _finite(encoder):
+                break
+            # diverged: back to the state before this epoch, at a tenth of the rate
+            history.rollbacks.append({"epoch": epoch + 1, "loss": watched, "lr": lr})
+            encoder.load_state_dict(good[0])
+            optimizer.load_state_dict(good[1])
+            clip.clear()
+            clip.update(good[2])
+            history.steps = good[3]
+            if attempt == config.max_rollbacks:
+                raise LsalsaError(
+                    f"training diverged in epoch {epoch + 1}: loss {watched} (best {best['loss']:.6g}), still "
+                    f"after {config.max_rollbacks} rollbacks, each at a tenth of the rate; lower the learning "
+                    f"rate (lr={base_lr:g}). The encoder holds the parameters before this epoch; no "
+                    f"checkpoint was written for it."
+                )
+            history.lr_scale /= 10
         _append(history, epoch + 1, train_loss, val_loss, lr, time.perf_counter() - t0)
-        if val_loss is not None and (best is None or val_loss < best["val_loss"]):
-            best = {"epoch": epoch + 1, "val_loss": val_loss, "state_dict": _copy_state(encoder)}
+        if val_loss is not None and val_loss < best["val_loss"]:
+            best = {"epoch": epoch + 1, "val_loss": val_loss, "loss": val_loss, "state_dict": _copy_state(encoder)}
             history.best_epoch = epoch + 1
         bar.set_postfix(loss=f"{train_loss:.4g}", **({} if val_loss is None else {"val": f"{val_loss:.4g}"}))
 
@@ -202,12 +298,12 @@ def train_encoder(
         if any([bool(callback(state)) for callback in callbacks]):  # a list: every callback runs
             history.stop_reason = "callback"
         if checkpoint is not None and ((epoch + 1) % config.checkpoint_every == 0 or history.stop_reason):
-            _save_checkpoint(checkpoint, encoder, optimizer, config, history, best)
+            save_run(checkpoint, encoder, optimizer, dataclasses.asdict(config), dataclasses.asdict(history), best, clip)
         if history.stop_reason in ("converged", "callback"):
             break
     bar.close()
 
-    if best is not None:
+    if best is not None and best["val_loss"] is not None:
         encoder.load_state_dict(best["state_dict"])
     return history
 
@@ -224,16 +320,12 @@ def _check_encoder(encoder: Any) -> list[nn.Parameter]:
     return params
 
 
-def _make_optimizer(config: TrainConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
-    params = [p for p in params if p.requires_grad]
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr)
-    return torch.optim.Adam(params, lr=config.lr)
+def _on(batches: Iterable, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    return ((Y_b.to(device, non_blocking=True), X_b.to(device, non_blocking=True)) for Y_b, X_b in batches)
 
 
-def _loss_sum(encoder: nn.Module, Y: torch.Tensor, X_star: torch.Tensor) -> torch.Tensor:
-    """``1/2 sum_p ||x*_p - f_e(y_p)||^2`` over a batch (Eq. 15 before dividing by P)."""
-    X = encoder(Y)
+def _loss_sum(X: torch.Tensor, X_star: torch.Tensor) -> torch.Tensor:
+    """``1/2 sum_p ||x*_p - x_p||^2`` over a batch (Eq. 15 before dividing by P)."""
     if X.shape != X_star.shape:
         raise LsalsaError(
             f"X_star: batch of shape {tuple(X_star.shape)} does not match the encoder's output {tuple(X.shape)}"
@@ -242,17 +334,35 @@ def _loss_sum(encoder: nn.Module, Y: torch.Tensor, X_star: torch.Tensor) -> torc
     return 0.5 * F.mse_loss(X, X_star, reduction="sum")
 
 
-def _train_epoch(encoder: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable,
-                 device: torch.device) -> float:
-    """One pass of mini-batch steps; returns the mean of Eq. 15 over the epoch's batches."""
+def _batch_loss(encoder: nn.Module, Y: torch.Tensor, X_star: torch.Tensor, weight: float = 0.0) -> torch.Tensor:
+    """The mean training loss of a batch: Eq. 15 at the output, plus ``weight`` times its mean
+    over the earlier layers' read-outs (deep supervision) where the encoder has them."""
+    if weight > 0 and hasattr(encoder, "forward_layers"):
+        outputs = encoder.forward_layers(Y)
+        loss = _loss_sum(outputs[-1], X_star)
+        if len(outputs) > 1:
+            loss = loss + weight * sum(_loss_sum(X, X_star) for X in outputs[:-1]) / (len(outputs) - 1)
+    else:
+        loss = _loss_sum(encoder(Y), X_star)
+    return loss / Y.shape[0]
+
+
+def _train_epoch(encoder: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, loss_fn: Callable,
+                 lr_at: Callable[[int], float], step: int, clip: float, clip_state: dict) -> tuple[float, int]:
+    """One pass of mini-batch steps at the scheduled rates, gradients clipped at ``clip`` times
+    their running mean norm; returns the mean loss over the epoch's signals and the step count."""
     encoder.train()
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     total, count = 0.0, 0
     for Y_b, X_b in batches:
-        Y_b, X_b = Y_b.to(device, non_blocking=True), X_b.to(device, non_blocking=True)
-        loss = _loss_sum(encoder, Y_b, X_b) / Y_b.shape[0]
+        set_lr(optimizer, lr_at(step))
+        loss = loss_fn(encoder, Y_b, X_b)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if clip > 0:
+            _clip_gradients(params, clip, clip_state)
         optimizer.step()
+        step += 1
         total = total + loss.detach() * Y_b.shape[0]  # stays on the device: one sync per epoch
         count += Y_b.shape[0]
     if count == 0:
@@ -260,7 +370,21 @@ def _train_epoch(encoder: nn.Module, optimizer: torch.optim.Optimizer, batches: 
             "Y: the batches yielded no signal this epoch; pass a re-iterable (a DataLoader or a list), "
             "not a one-shot generator"
         )
-    return float(total) / count
+    return float(total) / count, step
+
+
+def _clip_gradients(params: list[nn.Parameter], clip: float, state: dict) -> None:
+    """Scale the gradients down to ``clip`` times the running mean of the (clipped) norms, kept
+    on the device in ``state["mean"]`` (no host sync per step)."""
+    norm = grad_norm(params)
+    mean = state.get("mean")
+    if mean is None:
+        state["mean"] = norm.detach().clone()
+        return
+    mean = torch.as_tensor(mean, dtype=norm.dtype, device=norm.device)
+    coef = torch.clamp(clip * mean / (norm + 1e-30), max=1.0)
+    torch._foreach_mul_([p.grad for p in params if p.grad is not None], coef)
+    state["mean"] = 0.99 * mean + 0.01 * torch.minimum(norm, clip * mean)
 
 
 @torch.no_grad()
@@ -268,23 +392,22 @@ def _evaluate(encoder: nn.Module, batches: Iterable, device: torch.device) -> fl
     """Eq. 15 on a data set, in evaluation mode."""
     encoder.eval()
     total, count = 0.0, 0
-    for Y_b, X_b in batches:
-        total = total + _loss_sum(encoder, Y_b.to(device), X_b.to(device))
+    for Y_b, X_b in _on(batches, device):
+        total = total + _loss_sum(encoder(Y_b), X_b)
         count += Y_b.shape[0]
     if count == 0:
         raise LsalsaError("val: the validation batches yielded no signal")
     return float(total) / count
 
 
-def _check_diverged(encoder: nn.Module, epoch: int, train_loss: float, val_loss: float | None, lr: float) -> None:
-    bad = [name for name, p in encoder.named_parameters() if not bool(torch.isfinite(p).all())]
-    losses_ok = math.isfinite(train_loss) and (val_loss is None or math.isfinite(val_loss))
-    if bad or not losses_ok:
-        raise LsalsaError(
-            f"training diverged in epoch {epoch}: train loss {train_loss}, validation loss {val_loss}, "
-            f"non-finite parameters {bad}; lower the learning rate (lr={lr:g}). No checkpoint was written "
-            f"for this epoch."
-        )
+def _finite(encoder: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in encoder.parameters())
+
+
+def _best_seen(history: TrainHistory, val_data: Any) -> float:
+    """The lowest loss of the epochs so far (validation loss when there is a validation set)."""
+    losses = [v for v in (history.val_loss if val_data is not None else history.train_loss) if v is not None]
+    return min(losses, default=math.inf)
 
 
 def _append(history: TrainHistory, epoch: int, train_loss: float, val_loss: float | None, lr: float,
@@ -307,48 +430,3 @@ def _stop_reason(history: TrainHistory, config: TrainConfig, epoch: int) -> str 
 
 def _copy_state(encoder: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in encoder.state_dict().items()}
-
-
-# ---- checkpoints -------------------------------------------------------------------------------
-def _save_checkpoint(path: Any, encoder: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig,
-                     history: TrainHistory, best: dict[str, Any] | None) -> None:
-    save_torch(
-        {
-            "format": CHECKPOINT_FORMAT,
-            "version": FORMAT_VERSION,
-            "encoder": encoder_record(encoder),
-            "optimizer": optimizer.state_dict(),
-            "train_config": dataclasses.asdict(config),
-            "epoch": len(history.epoch),
-            "history": dataclasses.asdict(history),
-            "best": best,
-            # The loop's only randomness is the shuffle, a pure function of (seed, epoch).
-            "rng": {"seed": config.seed, "next_epoch": len(history.epoch)},
-        },
-        path,
-    )
-
-
-def _restore(path: Any, encoder: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig):
-    """Load a checkpoint into ``encoder`` and ``optimizer``; returns ``(history, best)``."""
-    ckpt = read_torch(path, CHECKPOINT_FORMAT)
-    record = ckpt.get("encoder") or {}
-    own_config = encoder.config() if hasattr(encoder, "config") else None
-    if record.get("class") != type(encoder).__name__ or record.get("config") != own_config:
-        raise LsalsaError(
-            f"{path}: written for a {record.get('class')} with config {record.get('config')}, "
-            f"cannot resume a {type(encoder).__name__} with config {own_config}"
-        )
-    saved = ckpt.get("train_config") or {}
-    ours = dataclasses.asdict(config)
-    changed = [k for k in ours if k not in _RESUMABLE_CHANGES and saved.get(k) != ours[k]]
-    if changed:
-        diffs = ", ".join(f"{k}={saved.get(k)!r} (now {ours[k]!r})" for k in changed)
-        raise LsalsaError(f"{path}: the run was written with {diffs}; resume with the same TrainConfig or resume=False")
-    try:
-        encoder.load_state_dict(record["state_dict"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        history = TrainHistory(**ckpt["history"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise LsalsaError(f"{path}: damaged checkpoint ({type(exc).__name__}: {exc})") from exc
-    return history, ckpt.get("best")

@@ -21,6 +21,7 @@ else:  # pragma: no cover
 from ..codes import SOLVERS as CODE_SOLVERS
 from ..errors import LsalsaError
 from ..methods import METHODS
+from ..learning_rate import SCHEDULES
 from ..train import OPTIMIZERS
 
 DTYPES = ("float32", "float64")
@@ -80,9 +81,13 @@ class TrainConfigSection:
     epochs: int = 20
     batch_size: int = 100
     optimizer: str = "adam"
-    lr_lista: float = 1e-3
-    lr_lsalsa: float = 1e-3
-    lr_decay: float = 0.95
+    lr_lista: float = 0.0      # 0: found by the range test (TrainConfig lr="auto")
+    lr_lsalsa: float = 0.0
+    schedule: str = "cosine"   # or "exponential" (lr_decay per epoch) or "constant"
+    lr_decay: float = 1.0      # of the "exponential" schedule
+    warmup: int = 50           # optimiser steps of linear warm-up
+    layerwise: bool = False    # greedy: LSALSA(t) from a trained LSALSA(t-1) plus one layer
+    deep_supervision: float = 0.0
     rel_tol: float = 1e-6
 
 
@@ -243,12 +248,22 @@ def _check(c: ExperimentConfig) -> None:
     t = c.train
     need(t.optimizer in OPTIMIZERS, "train.optimizer", " or ".join(map(repr, OPTIMIZERS)), t.optimizer)
     need(t.epochs >= 1 and t.batch_size >= 1, "train.epochs/batch_size", ">= 1", (t.epochs, t.batch_size))
-    need(t.lr_lista > 0 and t.lr_lsalsa > 0, "train.lr_*", "> 0", (t.lr_lista, t.lr_lsalsa))
+    need(t.lr_lista >= 0 and t.lr_lsalsa >= 0, "train.lr_*", ">= 0 (0: found by the range test)",
+         (t.lr_lista, t.lr_lsalsa))
+    need(t.schedule in SCHEDULES, "train.schedule", " or ".join(map(repr, SCHEDULES)), t.schedule)
     need(0 < t.lr_decay <= 1, "train.lr_decay", "in (0, 1]", t.lr_decay)
+    need(t.lr_decay == 1 or t.schedule == "exponential", "train.lr_decay",
+         "1 unless train.schedule is 'exponential'", t.lr_decay)
+    need(t.warmup >= 0 and t.deep_supervision >= 0, "train.warmup/deep_supervision", ">= 0",
+         (t.warmup, t.deep_supervision))
     s = c.search
     need(all(a > 0 for a in s.alpha_factors), "search.alpha_factors", "> 0", s.alpha_factors)
     need(all(m > 0 for m in s.mu), "search.mu", "> 0", s.mu)
     need(all(f > 0 for f in s.lr_factors), "search.lr_factors", "> 0", s.lr_factors)
+    need(s.lr_factors == [1.0] or (t.lr_lista > 0 and t.lr_lsalsa > 0), "search.lr_factors",
+         "[1.0] when a train.lr_* is 0 (the range test chooses the rate)", s.lr_factors)
+    need(s.lr_decays == [0.0] or t.schedule == "exponential", "search.lr_decays",
+         "[0.0] unless train.schedule is 'exponential'", s.lr_decays)
     need(all(0 <= f <= 1 for f in s.lr_decays), "search.lr_decays", "in [0, 1] (0: train.lr_decay)", s.lr_decays)
     need(s.epochs >= 1, "search.epochs", ">= 1", s.epochs)
     need(0 < s.val_fraction < 1, "search.val_fraction", "in (0, 1)", s.val_fraction)

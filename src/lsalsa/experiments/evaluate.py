@@ -90,10 +90,11 @@ def _probe(c: ExperimentConfig, problem: LassoProblem, arrays: dict[str, np.ndar
 
 # ---- hyper-parameters ---------------------------------------------------------------------------
 def _grid(c: ExperimentConfig, method: str) -> list[dict[str, Any]]:
-    """The settings searched for ``method``: alphas for all, mu for the SALSA family, learning
-    rates for the learned methods (None where a method has no such setting)."""
+    """The settings searched for ``method``: alphas for all, mu for SALSA, learning rates for the
+    learned methods (None where a method has no such setting). LSALSA's mu is not searched by
+    training: :func:`fit_encoder` starts it from SALSA's best mu of ``search.mu`` at T."""
     s, m = c.search, get_method(method)
-    mus = s.mu if m.takes_mu else [None]
+    mus = s.mu if m.takes_mu and not m.learned else [None]
     lrs = s.lr_factors if m.learned else [None]
     decays = [d or c.train.lr_decay for d in s.lr_decays] if m.learned else [None]
     return [{"alpha_factor": a, "mu": mu, "lr_factor": f, "lr_decay": d}
@@ -108,13 +109,18 @@ def with_params(problem: LassoProblem, params: dict[str, Any]) -> LassoProblem:
 def _train(run: RunContext, task: Task, method: str, T: int, params: dict[str, Any], epochs: int,
            checkpoint: Path | None = None) -> tuple[nn.Module, TrainHistory | None]:
     """A learned method's encoder trained at one searched setting (learning rate
-    ``train.lr_<method>``); with a ``checkpoint`` (the final training) it shows progress."""
+    ``train.lr_<method>``, 0 for the range test); with a ``checkpoint`` (the final training) it
+    shows progress."""
     t = run.config.train
-    config = TrainConfig(epochs=epochs, batch_size=t.batch_size, lr=getattr(t, f"lr_{method}") * params["lr_factor"],
-                         lr_decay=params["lr_decay"], optimizer=t.optimizer, rel_tol=t.rel_tol, seed=run.config.seed)
-    return fit_encoder(method, with_params(task.problem, params), T, task.Y_train, config, X_star=task.X_train,
-                       mu=params["mu"], val=(task.Y_val, task.X_val), checkpoint=checkpoint,
-                       progress=run.progress and checkpoint is not None)
+    lr = getattr(t, f"lr_{method}")
+    config = TrainConfig(epochs=epochs, batch_size=t.batch_size, lr=lr * params["lr_factor"] if lr > 0 else "auto",
+                         optimizer=t.optimizer, schedule=t.schedule, warmup=t.warmup,
+                         lr_decay=params["lr_decay"] if t.schedule == "exponential" else 1.0,
+                         deep_supervision=t.deep_supervision, rel_tol=t.rel_tol, seed=run.config.seed)
+    return fit_encoder(with_params(task.problem, params), task.Y_train, task.X_train, n_layers=T, method=method,
+                       val=(task.Y_val, task.X_val), config=config, mu=run.config.search.mu, layerwise=t.layerwise,
+                       checkpoint=checkpoint, progress=run.progress and checkpoint is not None,
+                       return_history=True)
 
 
 def _search(run: RunContext, method: str, task: Task, T: int) -> tuple[dict[str, Any], float | None]:
@@ -170,8 +176,13 @@ def evaluate_method(run: RunContext, task: Task, method: str, T: int) -> dict[st
            **{k: v for k, v in params.items() if v is not None}}
     if val_err is not None:
         row["val_rmse"] = val_err
+    if model is not None and hasattr(model, "mu"):
+        row["mu"] = model.mu  # LSALSA's penalty, SALSA's best of search.mu at T
     if history is not None:
         row["epochs"] = len(history.epoch)
+        row["best_epoch"] = history.best_epoch
+        row["lr_found"] = history.lr_found
+        row["rollbacks"] = len(history.rollbacks)
     if task.probe is not None:
         row["class_error"] = task.probe(X)
     sparsity, rmse = per_sample_stats(X, task.X_test)
