@@ -29,6 +29,10 @@ from .solvers import salsa
 from .solvers.salsa import DEFAULT_MU
 from .train import TrainConfig, TrainHistory, train_encoder
 
+DEFAULT_OPTIONS = {"tied": False}
+"""The encoder options :func:`fit_encoder` uses unless told otherwise: one ``S`` per layer, which
+measured best (``benchmarks/README.md``, "Learned gain"); ``tied=True`` is the paper's network."""
+
 MU_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
 """SALSA's penalties ``mu="auto"`` chooses from (the benchmarks' grid for the best-tuned SALSA)."""
 
@@ -85,7 +89,8 @@ def fit_encoder(
     checkpoint : a file the (last stage's) run is written to and resumed from.
     progress : progress bars for the codes and the training.
     return_history : also return the :class:`~lsalsa.TrainHistory` of the (last) training.
-    options : the encoder's own options (``tied``, ``learn_thresholds``, ``learn_mu``, ...).
+    options : the encoder's own options (``tied``, ``learn_thresholds``, ``learn_mu``, ...), on
+        top of :data:`DEFAULT_OPTIONS` (untied layers; ``tied=True`` for the paper's LSALSA).
 
     Returns
     -------
@@ -108,6 +113,8 @@ def fit_encoder(
         mu = _auto_mu(problem, Y, X_star, val, n_layers, MU_GRID if mu == "auto" else mu)
     elif not m.takes_mu:
         mu = None
+
+    options = {**DEFAULT_OPTIONS, **options}
 
     def build(T: int) -> nn.Module:
         return m.build(problem, T, mu=mu, **options)

@@ -83,7 +83,7 @@ class _UnrolledCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     verbose: bool = False
     # checked by the encoder
     n_layers: int = 5
-    tied: bool = True
+    tied: bool = False
     learn_thresholds: str | None = None
     # checked by TrainConfig
     batch_size: int = 100
@@ -322,8 +322,9 @@ _SHARED_PARAMETERS = """    n_atoms : int or None, default None
         Training settings, as in :class:`lsalsa.TrainConfig`, which checks them: by default a
         range test picks the (relative, for Adam) learning rate, and an epoch that diverges is
         rolled back and repeated at a lower rate (``history_.rollbacks``).
-    tied : bool, default True
-        One splitting matrix ``S`` shared by all layers (the paper) or one per layer.
+    tied : bool, default False
+        One splitting matrix ``S`` per layer (measured to reach lower code errors,
+        benchmarks/README.md) or, True, one shared by all layers (the paper's network).
     learn_thresholds : {None, "coordinate", "dictionary"}, default None
         Fixed thresholds (the paper) or learnable ones.
     dtype : {"float32", "float64", None}, default "float32"

@@ -69,8 +69,8 @@ class MethodsConfig:
     """The methods compared (names of :data:`lsalsa.methods.METHODS`) at each cost T."""
     names: list[str] = field(default_factory=lambda: ["fista", "salsa", "lista", "lsalsa"])
     T: list[int] = field(default_factory=lambda: [1, 3, 5, 10])
-    mu: float = 10.0           # SALSA's penalty in the report's acceleration (SALSA run until it
-                               # reaches LSALSA's error); the compared SALSA and LSALSA take search.mu
+    mu: float = 10.0           # SALSA's penalty in the report's acceleration when SALSA is not
+                               # compared (else SALSA's searched mu at that T)
     repeats: int = 5           # timing repeats (median)
     classify: bool = True      # classification error of each method's codes
 
@@ -86,6 +86,8 @@ class TrainConfigSection:
     schedule: str = "cosine"   # or "exponential" (lr_decay per epoch) or "constant"
     lr_decay: float = 1.0      # of the "exponential" schedule
     warmup: int = 50           # optimiser steps of linear warm-up
+    tied: bool = False         # one S shared by the layers (the paper) or one per layer
+    learn_thresholds: str = "" # "" (fixed alpha/mu, the paper), "coordinate" or "dictionary"
     layerwise: bool = False    # greedy: LSALSA(t) from a trained LSALSA(t-1) plus one layer
     deep_supervision: float = 0.0
     rel_tol: float = 1e-6
@@ -250,6 +252,8 @@ def _check(c: ExperimentConfig) -> None:
     need(t.epochs >= 1 and t.batch_size >= 1, "train.epochs/batch_size", ">= 1", (t.epochs, t.batch_size))
     need(t.lr_lista >= 0 and t.lr_lsalsa >= 0, "train.lr_*", ">= 0 (0: found by the range test)",
          (t.lr_lista, t.lr_lsalsa))
+    need(t.learn_thresholds in ("", "coordinate", "dictionary"), "train.learn_thresholds",
+         "'', 'coordinate' or 'dictionary'", t.learn_thresholds)
     need(t.schedule in SCHEDULES, "train.schedule", " or ".join(map(repr, SCHEDULES)), t.schedule)
     need(0 < t.lr_decay <= 1, "train.lr_decay", "in (0, 1]", t.lr_decay)
     need(t.lr_decay == 1 or t.schedule == "exponential", "train.lr_decay",

@@ -120,7 +120,7 @@ def _train(run: RunContext, task: Task, method: str, T: int, params: dict[str, A
     return fit_encoder(with_params(task.problem, params), task.Y_train, task.X_train, n_layers=T, method=method,
                        val=(task.Y_val, task.X_val), config=config, mu=run.config.search.mu, layerwise=t.layerwise,
                        checkpoint=checkpoint, progress=run.progress and checkpoint is not None,
-                       return_history=True)
+                       return_history=True, tied=t.tied, learn_thresholds=t.learn_thresholds or None)
 
 
 def _search(run: RunContext, method: str, task: Task, T: int) -> tuple[dict[str, Any], float | None]:
