@@ -17,12 +17,14 @@ LSALSA_OPTIONS = [
     {"learn_mu": True, "tied": False},
     {"learn_mu": True, "learn_thresholds": "coordinate"},
     {"learn_mu": True, "learn_thresholds": "dictionary", "tied": False},
+    {"learn_mu": True, "learn_thresholds": "layer", "tied": False},
 ]
 LISTA_OPTIONS = [
     {"learn_step": True},
     {"learn_step": True, "tied": False},
     {"learn_step": True, "learn_thresholds": "coordinate"},
     {"learn_step": True, "learn_thresholds": "dictionary", "tied": False},
+    {"learn_step": True, "learn_thresholds": "layer"},
 ]
 NEW_OPTIONS = [("lsalsa", o) for o in LSALSA_OPTIONS] + [("lista", o) for o in LISTA_OPTIONS]
 
@@ -151,12 +153,13 @@ def lista_reference(enc, Y):
         theta = torch.repeat_interleave(torch.tensor(enc.alphas, dtype=torch.float64), sizes) / enc.lipschitz
     else:
         theta = enc.theta.clamp_min(0)
-        theta = theta if enc.learn_thresholds == "coordinate" else torch.repeat_interleave(theta, sizes)
+        theta = torch.repeat_interleave(theta, sizes) if enc.learn_thresholds == "dictionary" else theta
+    theta = theta if theta.ndim == 2 else theta.expand(enc.n_layers, -1)  # (T, N): layer t's
     B = Y @ enc.W_e.T
     X = torch.zeros_like(B)
     for t in range(enc.n_layers):
         Z = B if t == 0 else B + X @ (enc.S if enc.tied else enc.S[t - 1]).T
-        X = lsalsa.soft_threshold(gammas[t] * Z + (1 - gammas[t]) * X, gammas[t] * theta)
+        X = lsalsa.soft_threshold(gammas[t] * Z + (1 - gammas[t]) * X, gammas[t] * theta[t])
     return X
 
 
@@ -165,7 +168,8 @@ def test_learned_mu_is_a_penalty_per_layer(options, mca, Y64):
     enc = perturbed(LSALSA.from_problem(mca, 4, mu=MU, **options))
     with torch.no_grad():
         enc.mu_t.copy_(torch.tensor([0.5, 1.0, 3.0, 8.0]))  # far from mu: each layer its own
-        assert enc.thresholds.shape == ((4, mca.n_atoms) if "learn_thresholds" not in options else (mca.n_atoms,))
+        per_layer = options.get("learn_thresholds") in (None, "layer")
+        assert enc.thresholds.shape == ((4, mca.n_atoms) if per_layer else (mca.n_atoms,))
         torch.testing.assert_close(enc(Y64), lsalsa_reference(enc, Y64), rtol=0, atol=1e-12)
 
 
@@ -308,7 +312,9 @@ def test_invalid_options(mca):
 
 
 # ---- grow -----------------------------------------------------------------------------------------
-GROW_OPTIONS = [("lsalsa", {}), ("lsalsa", {"tied": False}), ("lista", {}), ("lista", {"tied": False}), *NEW_OPTIONS]
+GROW_OPTIONS = [("lsalsa", {}), ("lsalsa", {"tied": False}), ("lista", {}), ("lista", {"tied": False}),
+                ("lsalsa", {"learn_thresholds": "layer"}), ("lista", {"learn_thresholds": "layer", "tied": False}),
+                *NEW_OPTIONS]
 
 
 @pytest.mark.parametrize(("T0", "T"), [(1, 2), (2, 5)])
@@ -366,3 +372,17 @@ def test_grow_invalid(mca):
             grow(lsalsa2, LSALSA.from_problem(mca, T, mu=MU))
     with pytest.raises(LsalsaError, match="grow: initial: expected a LISTA or LSALSA encoder"):
         grow(lsalsa2, torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("kind", ["lsalsa", "lista"])
+@pytest.mark.parametrize("T", [1, 2, 5])
+def test_thresholds_per_layer_start_at_the_solver(kind, T, single, mca, Y64):
+    """learn_thresholds="layer": theta (T, N), every row alpha_i / scale; untrained, the
+    encoder is the solver, bit for bit, for one and two dictionaries."""
+    for problem in (single, mca):
+        enc = build(kind, problem, T, learn_thresholds="layer")
+        assert enc.theta.shape == (T, problem.n_atoms)
+        solver = lsalsa.salsa(problem, Y64, mu=MU, n_iter=T) if kind == "lsalsa" else lsalsa.ista(problem, Y64, n_iter=T)
+        with torch.no_grad():
+            torch.testing.assert_close(enc(Y64), solver.X, rtol=0, atol=0)
+            torch.testing.assert_close(enc.encode(Y64), solver.X, rtol=0, atol=0)

@@ -371,7 +371,7 @@ def test_bad_construction(single):
     with pytest.raises(LsalsaError, match="readout: expected one of"):
         LSALSA.from_problem(single, 2, readout="soft")
     with pytest.raises(LsalsaError, match="learn_thresholds: expected one of"):
-        LISTA.from_problem(single, 2, learn_thresholds="layer")
+        LISTA.from_problem(single, 2, learn_thresholds="atom")
     with pytest.raises(LsalsaError, match="tied: expected True or False"):
         LISTA.from_problem(single, 2, tied=1)
     with pytest.raises(LsalsaError, match="dict_sizes: expected positive sizes summing to n_atoms=8"):

@@ -325,7 +325,7 @@ _SHARED_PARAMETERS = """    n_atoms : int or None, default None
     tied : bool, default False
         One splitting matrix ``S`` per layer (measured to reach lower code errors,
         benchmarks/README.md) or, True, one shared by all layers (the paper's network).
-    learn_thresholds : {None, "coordinate", "dictionary"}, default None
+    learn_thresholds : {None, "coordinate", "dictionary", "layer"}, default None
         Fixed thresholds (the paper) or learnable ones.
     dtype : {"float32", "float64", None}, default "float32"
         The precision of the dictionary, encoder and codes. Input of any numeric dtype (integer,

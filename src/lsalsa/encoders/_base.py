@@ -13,7 +13,7 @@ from .._validation import check_dict_sizes, check_nonneg_float, check_positive_i
 from ..errors import LsalsaError
 from ..problem import LassoProblem
 
-LEARN_THRESHOLDS = (None, "coordinate", "dictionary")
+LEARN_THRESHOLDS = (None, "coordinate", "dictionary", "layer")
 
 
 class UnrolledEncoder(nn.Module):
@@ -38,7 +38,8 @@ class UnrolledEncoder(nn.Module):
     n_splitting : how many S matrices an untied model holds (the tied model holds one).
     tied : one S shared by all layers (the paper's model) or one per layer.
     learn_thresholds : None (fixed ``alpha_i / scale``, the paper), "coordinate" (a learnable
-        threshold per atom) or "dictionary" (one per dictionary). A learned threshold ``theta``
+        threshold per atom, shared by the layers), "dictionary" (one per dictionary) or "layer"
+        (one per layer and atom, ``theta: (T, N)``). A learned threshold ``theta``
         is used as ``max(theta, 0)``, so the threshold in use stays >= 0 whatever SGD does.
     dtype, device : of the parameters (default: torch's default dtype, CPU).
     """
@@ -96,6 +97,8 @@ class UnrolledEncoder(nn.Module):
                 self._scalar_threshold = self.alphas[0] / scale
         elif self.learn_thresholds == "coordinate":
             self.theta = nn.Parameter(per_coordinate)
+        elif self.learn_thresholds == "layer":  # (T, N): one threshold per layer and atom
+            self.theta = nn.Parameter(per_coordinate.expand(self.n_layers, -1).clone())
         else:
             self.theta = nn.Parameter(alphas_t / scale)
             # which dictionary each atom belongs to: an index, so that expanding the (D,)
@@ -146,7 +149,7 @@ class UnrolledEncoder(nn.Module):
 
     def _per_layer_parameters(self) -> tuple[str, ...]:
         """Names of the parameters indexed by layer along their first axis (untied ``S``)."""
-        return () if self.tied else ("S",)
+        return (() if self.tied else ("S",)) + (("theta",) if self.learn_thresholds == "layer" else ())
 
     def forward(self, Y: torch.Tensor) -> torch.Tensor:
         """Codes ``(B, N)`` for signals ``Y: (B, M)`` (of the encoder's dtype and device);
@@ -216,7 +219,7 @@ class UnrolledEncoder(nn.Module):
         if self.learn_thresholds is None:
             return self._thresholds if self._scalar_threshold is None else self._scalar_threshold
         theta = self.theta.clamp_min(0)
-        return theta if self.learn_thresholds == "coordinate" else theta[self._dict_index]
+        return theta[self._dict_index] if self.learn_thresholds == "dictionary" else theta
 
     @property
     def thresholds(self) -> torch.Tensor:

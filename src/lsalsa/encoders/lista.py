@@ -66,7 +66,8 @@ class LISTA(UnrolledEncoder):
         concatenated dictionary, with one threshold per dictionary.
     tied : True (the paper): one ``S: (N, N)``. False: one per layer that uses it,
         ``S: (T - 1, N, N)``; ``W_e`` stays shared (``W_e y`` is computed once).
-    learn_thresholds : None (default), "coordinate" or "dictionary"; shared by layers.
+    learn_thresholds : None (default), "coordinate", "dictionary" (shared by the layers) or
+        "layer" (one per layer and atom).
     learn_step : False (default) or True: a learnable step per layer, ``gamma_t: (T,)``
         starting at 1 and used as ``max(gamma_t, 0)``; layer t is then ISTA's step of
         ``gamma_t / L``, ``x_t = soft(gamma_t (W_e y + S x_{t-1}) + (1 - gamma_t) x_{t-1};

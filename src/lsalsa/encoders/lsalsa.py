@@ -77,8 +77,8 @@ class LSALSA(UnrolledEncoder):
     tied : True (the paper): one ``S: (N, N)`` shared by all layers. False: one per layer,
         ``S: (T, N, N)``; ``W_e`` stays shared, since ``W_e y`` is computed once and fed to every
         layer, so untying it would add T matrix products per forward for little freedom.
-    learn_thresholds : None (the paper), "coordinate" or "dictionary"; see
-        :class:`~lsalsa.encoders._base.UnrolledEncoder`. Learned thresholds are shared by layers.
+    learn_thresholds : None (the paper), "coordinate", "dictionary" (shared by the layers) or
+        "layer" (one per layer and atom); see :class:`~lsalsa.encoders._base.UnrolledEncoder`.
     learn_mu : False (the paper) or True: a learnable penalty per layer, ``mu_t: (T,)`` starting
         at ``mu``, used as ``max(mu_t, MU_FLOOR mu)``: layer t thresholds at ``alpha_i / mu_t``
         and updates ``x_t = S_t (W_e y + mu_t (u_t - d_{t-1}))``; the read-out after layer t

@@ -87,7 +87,7 @@ class TrainConfigSection:
     lr_decay: float = 1.0      # of the "exponential" schedule
     warmup: int = 50           # optimiser steps of linear warm-up
     tied: bool = False         # one S shared by the layers (the paper) or one per layer
-    learn_thresholds: str = "" # "" (fixed alpha/mu, the paper), "coordinate" or "dictionary"
+    learn_thresholds: str = "" # "" (fixed alpha/mu, the paper), "coordinate", "dictionary", "layer"
     layerwise: bool = False    # greedy: LSALSA(t) from a trained LSALSA(t-1) plus one layer
     deep_supervision: float = 0.0
     rel_tol: float = 1e-6
@@ -252,8 +252,8 @@ def _check(c: ExperimentConfig) -> None:
     need(t.epochs >= 1 and t.batch_size >= 1, "train.epochs/batch_size", ">= 1", (t.epochs, t.batch_size))
     need(t.lr_lista >= 0 and t.lr_lsalsa >= 0, "train.lr_*", ">= 0 (0: found by the range test)",
          (t.lr_lista, t.lr_lsalsa))
-    need(t.learn_thresholds in ("", "coordinate", "dictionary"), "train.learn_thresholds",
-         "'', 'coordinate' or 'dictionary'", t.learn_thresholds)
+    need(t.learn_thresholds in ("", "coordinate", "dictionary", "layer"), "train.learn_thresholds",
+         "'', 'coordinate', 'dictionary' or 'layer'", t.learn_thresholds)
     need(t.schedule in SCHEDULES, "train.schedule", " or ".join(map(repr, SCHEDULES)), t.schedule)
     need(0 < t.lr_decay <= 1, "train.lr_decay", "in (0, 1]", t.lr_decay)
     need(t.lr_decay == 1 or t.schedule == "exponential", "train.lr_decay",
