@@ -10,7 +10,7 @@ import lsalsa
 from lsalsa import LISTA, LSALSA, LassoProblem, LsalsaError, TrainConfig, fit_encoder, train_encoder
 from lsalsa.learning_rate import LR_CANDIDATES, find_lr, make_optimizer, schedule_factor
 from lsalsa.pipeline import MU_GRID, best_mu
-from lsalsa.train import _batch_loss, _clip_gradients
+from lsalsa.train import batch_loss, _clip_gradients
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -92,9 +92,9 @@ def test_deep_supervision_adds_the_mean_of_the_earlier_layers(task):
     enc = LSALSA.from_problem(problem, 3, mu=1.0)
     outs = enc.forward_layers(Y)
     per_layer = [0.5 * float(((o.detach() - X) ** 2).sum()) / len(Y) for o in outs]
-    got = float(_batch_loss(enc, Y, X, weight=0.5))
+    got = float(batch_loss(enc, Y, X, weight=0.5))
     assert got == pytest.approx(per_layer[2] + 0.5 * (per_layer[0] + per_layer[1]) / 2, rel=1e-12)
-    assert float(_batch_loss(enc, Y, X)) == pytest.approx(per_layer[2], rel=1e-12)
+    assert float(batch_loss(enc, Y, X)) == pytest.approx(per_layer[2], rel=1e-12)
 
 
 def test_lr_auto_tries_the_grid_on_copies_and_leaves_the_encoder(task):
@@ -102,7 +102,7 @@ def test_lr_auto_tries_the_grid_on_copies_and_leaves_the_encoder(task):
     enc = LSALSA.from_problem(problem, 2, mu=1.0)
     before = state(enc)
     batches = [(Y[i:i + 50], X[i:i + 50]) for i in range(0, 200, 50)]
-    found = find_lr(enc, "adam", lambda: iter(batches), _batch_loss, n_steps=5)
+    found = find_lr(enc, "adam", lambda: iter(batches), batch_loss, n_steps=5)
     assert same(state(enc), before)
     assert found["lrs"] == LR_CANDIDATES["adam"] and found["lr"] in found["lrs"]
     # the chosen rate is the one whose copy ended lowest, and it beat the start

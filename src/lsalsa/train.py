@@ -221,7 +221,7 @@ def train_encoder(
     device = params[0].device if config.device is None else torch.device(config.device)
     train_data = training_set(encoder, Y, X_star, "Y", "X_star", params[0].dtype, device)
     val_data = None if val is None else validation_set(encoder, val, params[0].dtype, device)
-    loss_fn = functools.partial(_batch_loss, weight=config.deep_supervision)
+    loss_fn = functools.partial(batch_loss, weight=config.deep_supervision)
     optimizer = make_optimizer(config.optimizer, encoder, 1.0)  # rates set per step
 
     def train_batches(epoch: int) -> Iterable:
@@ -334,7 +334,7 @@ def _loss_sum(X: torch.Tensor, X_star: torch.Tensor) -> torch.Tensor:
     return 0.5 * F.mse_loss(X, X_star, reduction="sum")
 
 
-def _batch_loss(encoder: nn.Module, Y: torch.Tensor, X_star: torch.Tensor, weight: float = 0.0) -> torch.Tensor:
+def batch_loss(encoder: nn.Module, Y: torch.Tensor, X_star: torch.Tensor, weight: float = 0.0) -> torch.Tensor:
     """The mean training loss of a batch: Eq. 15 at the output, plus ``weight`` times its mean
     over the earlier layers' read-outs (deep supervision) where the encoder has them."""
     if weight > 0 and hasattr(encoder, "forward_layers"):
