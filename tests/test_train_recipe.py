@@ -10,6 +10,7 @@ import lsalsa
 from lsalsa import LISTA, LSALSA, LassoProblem, LsalsaError, TrainConfig, fit_encoder, train_encoder
 from lsalsa.learning_rate import LR_CANDIDATES, find_lr, make_optimizer, schedule_factor
 from lsalsa.pipeline import MU_GRID, best_mu
+from lsalsa.solvers.salsa import DEFAULT_MU
 from lsalsa.train import batch_loss, _clip_gradients
 
 
@@ -227,3 +228,12 @@ def test_fit_encoder_bad_arguments(task):
         fit_encoder(problem, Y, X, n_layers=2, config={"epochs": 1})
     with pytest.raises(LsalsaError, match="X_star: expected shape"):
         fit_encoder(problem, Y, np.zeros((200, 3)), n_layers=2, mu=1.0, config=TrainConfig(epochs=1, lr=1e-3))
+
+
+def test_best_mu_falls_back_to_the_default_where_salsa_is_worse_than_zeros(task):
+    problem, _, _, Y_val, X_val = task
+    # one iteration at a tiny mu: no better than the zero code, for each mu tried
+    errors = [lsalsa.code_rmse(lsalsa.salsa(problem, Y_val, mu=m, n_iter=1).X, X_val) for m in (1e-4, 2e-4)]
+    zeros = lsalsa.code_rmse(torch.zeros_like(X_val), X_val)
+    assert min(errors) >= zeros  # thresholds alpha / mu this large zero every code
+    assert best_mu(problem, Y_val, X_val, 1, grid=(1e-4, 2e-4)) == DEFAULT_MU
