@@ -22,7 +22,7 @@ from ..codes import SOLVERS as CODE_SOLVERS
 from ..errors import LsalsaError
 from ..methods import METHODS
 from ..learning_rate import SCHEDULES
-from ..train import OPTIMIZERS
+from ..train_config import OPTIMIZERS
 
 DTYPES = ("float32", "float64")
 
