@@ -93,9 +93,9 @@ def test_deep_supervision_adds_the_mean_of_the_earlier_layers(task):
     enc = LSALSA.from_problem(problem, 3, mu=1.0)
     outs = enc.forward_layers(Y)
     per_layer = [0.5 * float(((o.detach() - X) ** 2).sum()) / len(Y) for o in outs]
-    got = float(batch_loss(enc, Y, X, weight=0.5))
+    got = float(batch_loss(enc, Y, X, weight=0.5).detach())
     assert got == pytest.approx(per_layer[2] + 0.5 * (per_layer[0] + per_layer[1]) / 2, rel=1e-12)
-    assert float(batch_loss(enc, Y, X)) == pytest.approx(per_layer[2], rel=1e-12)
+    assert float(batch_loss(enc, Y, X).detach()) == pytest.approx(per_layer[2], rel=1e-12)
 
 
 def test_lr_auto_tries_the_grid_on_copies_and_leaves_the_encoder(task):
