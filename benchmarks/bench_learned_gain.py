@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +50,7 @@ from _common import Table, machine
 from _problems import CACHE, mca32_problem
 from lsalsa.experiments.config import load_config
 from lsalsa.experiments.context import RunContext
+from lsalsa.experiments.evaluate import Task, validation_split
 from lsalsa.experiments.runner import run_experiment, step_codes, step_data, step_dictionary
 from lsalsa.files import read_json, write_json
 from lsalsa.pipeline import MU_GRID
@@ -61,21 +61,10 @@ PROBLEMS = ("mnist10", "demo_mca", "mca1024")
 TARGETS = {"salsa": 4, "fista": 10}  # the issue's: iterations >= factor * T to reach LSALSA(T)
 
 
-@dataclass
-class Split:
-    """A problem (float32) and its signals ``Y_*: (P, M)`` with optimal codes ``X_*: (P, N)``."""
-
-    problem: lsalsa.LassoProblem
-    Y_train: torch.Tensor
-    X_train: torch.Tensor
-    Y_val: torch.Tensor
-    X_val: torch.Tensor
-    Y_test: torch.Tensor
-    X_test: torch.Tensor
-
-    def describe(self) -> dict:
-        return {"M": self.problem.n_features, "N": self.problem.n_atoms, "n_train": len(self.Y_train),
-                "n_val": len(self.Y_val), "n_test": len(self.Y_test)}
+def describe(split: Task) -> dict:
+    """The sizes of a problem and its splits (``Task``: signals ``Y_*: (P, M)``, codes ``X_*: (P, N)``)."""
+    return {"M": split.problem.n_features, "N": split.problem.n_atoms, "n_train": len(split.Y_train),
+            "n_val": len(split.Y_val), "n_test": len(split.Y_test)}
 
 
 def _t(a) -> torch.Tensor:
@@ -83,19 +72,17 @@ def _t(a) -> torch.Tensor:
 
 
 # ---- problems ----------------------------------------------------------------------------------
-def experiment_split(name: str) -> Split:
+def experiment_split(name: str) -> Task:
     """A shipped experiment's signals, dictionary and codes (built once into the cache); its
-    training signals split as the runner's ``_task`` does (the last ``val_fraction`` validate)."""
+    training signals split as the runner splits them (``validation_split``)."""
     c, run_dir = load_config(name), CACHE_DIR / name
     run_experiment(c, run_dir, until="codes", log=lambda m: print(f"  {m}", flush=True))
     run = RunContext(c, run_dir)  # the steps read back what run_experiment cached
     arrays = step_data(run)
     problem = step_dictionary(run, arrays).to(dtype=torch.float32)
     X_train, X_test = step_codes(run, problem, arrays)
-    Y_all, X_all = _t(arrays["Y_train"]), _t(X_train)
-    n_val = max(1, int(len(Y_all) * c.search.val_fraction))
-    return Split(problem, Y_all[:-n_val], X_all[:-n_val], Y_all[-n_val:], X_all[-n_val:],
-                 _t(arrays["Y_test"]), _t(X_test))
+    return Task(problem, *validation_split(_t(arrays["Y_train"]), _t(X_train), c.search.val_fraction),
+                _t(arrays["Y_test"]), _t(X_test), components=None, probe=None)
 
 
 def mca1024_signals(n_train: int, n_val: int = 300, n_test: int = 300):
@@ -120,7 +107,7 @@ def mca1024_signals(n_train: int, n_val: int = 300, n_test: int = 300):
     return problem.to(dtype=torch.float32), Y[n_fixed:], Y[n_test:n_fixed], Y[:n_test]
 
 
-def mca1024_split(n_train: int) -> Split:
+def mca1024_split(n_train: int) -> Task:
     """mca1024 with optimal codes (SALSA, tol 1e-5) cached in ``benchmarks/.cache/learned_gain/mca1024``."""
     problem, *Ys = mca1024_signals(n_train)
     out = []
@@ -130,10 +117,10 @@ def mca1024_split(n_train: int) -> Split:
                                  cache_dir=CACHE_DIR / "mca1024", dataset_name=f"mca1024-{split}")
         print(f"  [mca1024] optimal codes of {len(Y)} {split} signals: {time.perf_counter() - t0:.1f} s", flush=True)
         out += [_t(Y), _t(X)]
-    return Split(problem, *out)
+    return Task(problem, *out, components=None, probe=None)
 
 
-def load_split(name: str, args) -> Split:
+def load_split(name: str, args) -> Task:
     split = mca1024_split(args.mca1024_train) if name == "mca1024" else experiment_split(
         {"mnist10": "demo", "demo_mca": "demo_mca"}[name])
     if args.n_train:
@@ -154,7 +141,7 @@ def error_curve(solve, X_star: torch.Tensor, K: int) -> list[float]:
     return errors
 
 
-def error_curves(split: Split, k_salsa: int, k_fista: int) -> dict:
+def error_curves(split: Task, k_salsa: int, k_fista: int) -> dict:
     """``{"salsa": {mu: [rmse at k=1..k_salsa]}, "fista": [rmse at k=1..k_fista]}`` on the test split."""
     p, Y, X = split.problem, split.Y_test, split.X_test
     curves = {"salsa": {}, "max_salsa_iter": k_salsa, "max_fista_iter": k_fista}
@@ -197,7 +184,7 @@ def iterations_to(curves: dict, rmse: float, T: int) -> dict:
 
 
 # ---- encoders ----------------------------------------------------------------------------------
-def train_entry(split: Split, method: str, T: int, args, options: dict) -> dict:
+def train_entry(split: Task, method: str, T: int, args, options: dict) -> dict:
     """Train one encoder with the default recipe; its test RMSE and training record."""
     t0 = time.perf_counter()
     config = lsalsa.TrainConfig(epochs=args.epochs, seed=0)
@@ -311,7 +298,7 @@ def parse_args(argv=None):
     return a
 
 
-def problem_curves(results: dict, name: str, split: Split, args) -> dict:
+def problem_curves(results: dict, name: str, split: Task, args) -> dict:
     """The problem's test error curves: reused from ``results`` under --resume when they match."""
     info = results["problems"].get(name, {})
     curves = info.get("curves")
@@ -322,7 +309,7 @@ def problem_curves(results: dict, name: str, split: Split, args) -> dict:
         curves = error_curves(split, args.max_salsa_iter, args.max_fista_iter)
         print(f"  [{name}] error curves (SALSA x {len(MU_GRID)} mu, FISTA): {time.perf_counter() - t0:.1f} s",
               flush=True)
-    d = split.describe()
+    d = describe(split)
     results["problems"][name] = {"shape": f"M={d['M']}, N={d['N']}, {d['n_train']} train / {d['n_val']} val / "
                                           f"{d['n_test']} test", **d, "curves": curves}
     return curves

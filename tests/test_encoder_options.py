@@ -7,11 +7,11 @@ import pytest
 import torch
 
 import lsalsa
-from lsalsa import LISTA, LSALSA, LassoProblem, LsalsaError
+from lsalsa import LISTA, LSALSA, LsalsaError
 from lsalsa.encoders import grow
 from lsalsa.encoders.lsalsa import MU_FLOOR
+from test_encoders import MU, build, solver
 
-MU = 2.0
 LSALSA_OPTIONS = [
     {"learn_mu": True},
     {"learn_mu": True, "tied": False},
@@ -27,24 +27,6 @@ LISTA_OPTIONS = [
     {"learn_step": True, "learn_thresholds": "layer"},
 ]
 NEW_OPTIONS = [("lsalsa", o) for o in LSALSA_OPTIONS] + [("lista", o) for o in LISTA_OPTIONS]
-
-
-@pytest.fixture(scope="module")
-def small():
-    """M=6, N=8, two dictionaries: small enough for gradcheck."""
-    g = torch.Generator().manual_seed(0)
-    A = torch.randn(6, 8, generator=g, dtype=torch.float64)
-    return LassoProblem(A / torch.linalg.vector_norm(A, dim=0), alphas=[0.1, 0.3], dict_sizes=[5, 3])
-
-
-def build(kind, problem, T, **options):
-    if kind == "lsalsa":
-        return LSALSA.from_problem(problem, T, mu=MU, **options)
-    return LISTA.from_problem(problem, T, **options)
-
-
-def solver(kind, problem, Y, T):
-    return lsalsa.salsa(problem, Y, mu=MU, n_iter=T).X if kind == "lsalsa" else lsalsa.ista(problem, Y, n_iter=T).X
 
 
 def perturbed(enc, seed=0):

@@ -12,15 +12,6 @@ from lsalsa.solvers import salsa_operators
 MU = 2.0
 
 
-@pytest.fixture(scope="module")
-def small():
-    """M=6, N=8, two dictionaries: small enough for gradcheck."""
-    g = torch.Generator().manual_seed(0)
-    A = torch.randn(6, 8, generator=g, dtype=torch.float64)
-    A = A / torch.linalg.vector_norm(A, dim=0)
-    return LassoProblem(A, alphas=[0.1, 0.3], dict_sizes=[5, 3])
-
-
 def build(kind, problem, T, **options):
     if kind == "lsalsa":
         return LSALSA.from_problem(problem, T, mu=MU, **options)

@@ -8,15 +8,7 @@ import lsalsa
 from lsalsa import LISTA, LSALSA, LassoProblem, LsalsaError, TrainConfig, code_rmse, train_encoder
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These are thousands of small ops (64 x 48 matrices): one thread loses nothing, and it
-    avoids OpenMP barriers that made the FISTA fixture 60x slower (1.5 s -> 90 s) with two threads
-    while another process kept the machine's 2 cores busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

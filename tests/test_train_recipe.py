@@ -14,12 +14,7 @@ from lsalsa.solvers.salsa import DEFAULT_MU
 from lsalsa.train import batch_loss, _clip_gradients
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

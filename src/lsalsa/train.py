@@ -184,8 +184,7 @@ def train_encoder(
                                                      functools.partial(lr_at, epoch), history.steps, config.clip, clip)
             val_loss = None if val_data is None else evaluate(val_data)
             watched = train_loss if val_loss is None else val_loss
-            limit = config.blowup * min(best["loss"], _best_seen(history, val_data))
-            if math.isfinite(watched) and watched <= limit and _finite(encoder):
+            if math.isfinite(watched) and watched <= config.blowup * best["loss"] and _finite(encoder):
                 break
             # diverged: back to the state before this epoch, at a tenth of the rate
             history.rollbacks.append({"epoch": epoch + 1, "loss": watched, "lr": lr})
@@ -203,6 +202,7 @@ def train_encoder(
                 )
             history.lr_scale /= 10
         _append(history, epoch + 1, train_loss, val_loss, lr, time.perf_counter() - t0)
+        best["loss"] = min(best["loss"], watched)  # the lowest loss so far, that divergence is judged by
         if val_loss is not None and val_loss < best["val_loss"]:
             best = {"epoch": epoch + 1, "val_loss": val_loss, "loss": val_loss, "state_dict": _copy_state(encoder)}
             history.best_epoch = epoch + 1
@@ -317,12 +317,6 @@ def _evaluate(encoder: nn.Module, batches: Iterable, device: torch.device) -> fl
 
 def _finite(encoder: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in encoder.parameters())
-
-
-def _best_seen(history: TrainHistory, val_data: Any) -> float:
-    """The lowest loss of the epochs so far (validation loss when there is a validation set)."""
-    losses = [v for v in (history.val_loss if val_data is not None else history.train_loss) if v is not None]
-    return min(losses, default=math.inf)
 
 
 def _append(history: TrainHistory, epoch: int, train_loss: float, val_loss: float | None, lr: float,

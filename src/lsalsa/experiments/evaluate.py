@@ -60,11 +60,17 @@ def _task(c: ExperimentConfig, problem: LassoProblem, arrays: dict[str, np.ndarr
     def tensor(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.array(a)).to(problem.dtype)  # a copy: reads a memmap once
 
-    Y_all, X_all, X_star = tensor(arrays["Y_train"]), tensor(X_train), tensor(X_test)
-    n_val = max(1, int(len(Y_all) * c.search.val_fraction))
+    X_star = tensor(X_test)
     components = [tensor(comp) for comp in arrays["C_test"]] if "C_test" in arrays else None
-    return Task(problem, Y_all[:-n_val], X_all[:-n_val], Y_all[-n_val:], X_all[-n_val:],
+    return Task(problem, *validation_split(tensor(arrays["Y_train"]), tensor(X_train), c.search.val_fraction),
                 tensor(arrays["Y_test"]), X_star, components, _probe(c, problem, arrays, X_star))
+
+
+def validation_split(Y: torch.Tensor, X: torch.Tensor, fraction: float) -> tuple[torch.Tensor, ...]:
+    """``(Y_train, X_train, Y_val, X_val)``: the last ``fraction`` (at least one) of the training
+    signals ``Y: (P, M)`` and their codes ``X: (P, N)`` validate."""
+    n_val = max(1, int(len(Y) * fraction))
+    return Y[:-n_val], X[:-n_val], Y[-n_val:], X[-n_val:]
 
 
 def _probe(c: ExperimentConfig, problem: LassoProblem, arrays: dict[str, np.ndarray],
