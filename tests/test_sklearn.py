@@ -84,6 +84,15 @@ def test_transform_equals_encoder(fitted, digits):
     assert fitted.components_.shape == (32, 64) and fitted.n_features_in_ == 64 and fitted.n_atoms_ == 32
 
 
+def test_a_rows_code_does_not_depend_on_the_rows_encoded_with_it(fitted, digits):
+    """float32 codes of 40 rows at once, one at a time and in uneven pieces: bit for bit equal
+    (a chunk of fewer than 16 rows is padded, or BLAS sums its products in another order)."""
+    Y = digits[300:340]
+    together = fitted.transform(Y)
+    np.testing.assert_array_equal(np.concatenate([fitted.transform(Y[i:i + 1]) for i in range(40)]), together)
+    np.testing.assert_array_equal(np.concatenate([fitted.transform(Y[a:b]) for a, b in [(0, 3), (3, 20), (20, 40)]]), together)
+
+
 @pytest.mark.parametrize("T", [1, 4])
 def test_untrained_lsalsa_coder_equals_salsa(digits, digit_atoms, T):
     """With a given dictionary and epochs=0, transform is T iterations of SALSA (float64)."""
