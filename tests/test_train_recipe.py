@@ -101,8 +101,14 @@ def test_lr_auto_tries_the_grid_on_copies_and_leaves_the_encoder(task):
     found = find_lr(enc, "adam", lambda: iter(batches), batch_loss, n_steps=5)
     assert same(state(enc), before)
     assert found["lrs"] == LR_CANDIDATES["adam"] and found["lr"] in found["lrs"]
-    # the chosen rate is the one whose copy ended lowest, and it beat the start
-    assert found["losses"][found["lrs"].index(found["lr"])] == min(found["losses"]) < found["initial"]
+    # the second round runs the three best rates of the first for 3x the steps; the chosen rate
+    # is the one whose copy ended lowest there, and it beat the start
+    ranked = sorted(found["lrs"], key=lambda lr: found["losses"][found["lrs"].index(lr)])
+    assert sorted(found["second"]) == sorted(ranked[:3])
+    assert found["second"][found["lr"]] == min(found["second"].values()) < found["initial"] and found["improved"]
+    one_round = find_lr(enc, "adam", lambda: iter(batches), batch_loss, n_steps=5, keep=0)
+    assert one_round["second"] == {} and one_round["losses"] == found["losses"]  # same trials, deterministic
+    assert one_round["losses"][one_round["lrs"].index(one_round["lr"])] == min(one_round["losses"])
 
 
 # ---- the loop --------------------------------------------------------------------------------

@@ -154,9 +154,9 @@ def train_encoder(
         if config.lr == "auto":
             found = find_lr(encoder, config.optimizer, lambda: _on(train_batches(0), device), loss_fn,
                             n_steps=config.lr_test_steps)
-            if found["losses"] and min(found["losses"]) >= found["initial"]:
+            if not found["improved"]:
                 warnings.warn(f"lr='auto': no rate tried ({found['lrs'][0]:g} to {found['lrs'][-1]:g}) lowered the "
-                              f"training loss in {config.lr_test_steps} steps; training at {found['lr']:g}",
+                              f"training loss in the range test; training at {found['lr']:g}",
                               RuntimeWarning, stacklevel=2)
             history.lr_found = found["lr"]
         # The initial parameters (e.g. exact SALSA) are a candidate too: training that only

@@ -22,8 +22,9 @@ class TrainConfig:
     epochs : the most passes over the training data (>= 1).
     batch_size : signals per gradient step (>= 1; ignored when batches are given as an iterable).
     lr : the base learning rate (> 0), or "auto": the range test of
-        :func:`lsalsa.learning_rate.find_lr` picks it (``lr_test_steps`` steps at each of nine
-        rates, on copies of the encoder; the rate found is in ``TrainHistory.lr_found``). For Adam the rate is
+        :func:`lsalsa.learning_rate.find_lr` picks it (``lr_test_steps`` steps at each of ten
+        rates on copies of the encoder, then three times as many for the best three; the rate
+        found is in ``TrainHistory.lr_found``). For Adam the rate is
         relative: each parameter tensor moves by about ``lr`` times its initial RMS per step.
     optimizer : "adam" (relative rates, the default) or "sgd" (plain SGD at an absolute rate, as
         in the paper).
@@ -47,7 +48,7 @@ class TrainConfig:
     seed : seeds the per-epoch shuffle of tensor data, ``(seed, epoch) -> permutation``.
     device : where to train (e.g. "cuda"); None trains where the encoder's parameters are.
     checkpoint_every : with a checkpoint path, write it every this many epochs (and at the end).
-    lr_test_steps : steps per rate of the ``lr="auto"`` range test.
+    lr_test_steps : steps per rate of the ``lr="auto"`` range test's first round.
     """
 
     epochs: int = 100
