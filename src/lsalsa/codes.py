@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -17,9 +18,11 @@ import torch
 
 from ._validation import check_positive, check_positive_int
 from .code_cache import CodeCache
-from .errors import LsalsaError
+from .errors import LsalsaConvergenceWarning, LsalsaError
+from .kkt import certify
 from .problem import LassoProblem
 from .solvers import auto_mu, fista, salsa
+from .solvers._common import convergence_message
 from .solvers.penalty import pilot_rows
 
 SOLVERS = ("fista", "salsa")
@@ -152,18 +155,28 @@ def _solve_into(
     out: np.ndarray, problem: LassoProblem, Y: Any, solver: str, kwargs: dict, batch_size: int, progress: bool
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Solve ``Y`` batch by batch into ``out``; returns convergence statistics and the solver's
-    resolved settings."""
+    resolved settings. Rows that fail the KKT test are warned about once, for the whole data set
+    (the solver's warning per batch is silenced)."""
     from tqdm.auto import tqdm
 
     n = out.shape[0]
-    max_kkt, max_n_iter, all_converged, settings = 0.0, 0, True, {}
+    max_n_iter, settings, verdicts = 0, {}, []
     for i in tqdm(range(0, n, batch_size), desc="optimal codes", disable=not progress):
         Yb = torch.from_numpy(_rows(Y, slice(i, i + batch_size))).to(problem.device)
-        res = _solve_batch(problem, Yb, solver, kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LsalsaConvergenceWarning)
+            res = _solve_batch(problem, Yb, solver, kwargs)
         out[i:i + len(Yb)] = res.X.cpu().numpy()
-        max_kkt = max(max_kkt, float(problem.kkt_violation(res.X, Yb).max()))
-        max_n_iter, all_converged = max(max_n_iter, res.n_iter), all_converged and res.converged
+        verdicts.append({k: v.cpu() for k, v in certify(problem.A, Yb, res.X, problem.thresholds, kwargs["tol"]).items()})
+        max_n_iter = max(max_n_iter, res.n_iter)
         settings = res.settings  # the same for every batch: mu is fixed for the data set
+    verdict = {k: torch.cat([v[k] for v in verdicts]) for k in verdicts[0]}
+    all_converged = bool(verdict["ok"].all())  # what each batch's result said
+    if not all_converged:
+        warnings.warn(f"optimal codes ({solver}, max_iter={kwargs['max_iter']}, tol={kwargs['tol']:g}): "
+                      f"{convergence_message(problem, problem.dtype, verdict, kwargs['tol'])}",
+                      LsalsaConvergenceWarning, stacklevel=2)
+    max_kkt = float(verdict["violation"].max())
     return {"max_kkt_violation": max_kkt, "max_n_iter": max_n_iter, "all_converged": all_converged}, settings
 
 

@@ -37,3 +37,28 @@ def kkt_tolerance(thresholds: torch.Tensor, C: torch.Tensor) -> tuple[torch.Tens
     """
     eps = torch.finfo(C.dtype).eps
     return eps**0.5 * thresholds, 64 * eps * C.abs().amax(dim=1)
+
+
+def certify(A: torch.Tensor, Y: torch.Tensor, X: torch.Tensor, thresholds: torch.Tensor, tol: float) -> dict[str, torch.Tensor]:
+    """Which rows of ``X`` pass the KKT test a solver's ``converged=True`` stands for.
+
+    Entry (i, j) may be off by ``max(sqrt(tol), sqrt(eps)) alpha_j + 64 eps max_j |C_ij|`` (the
+    first term relative to alpha, scaled by the stopping rule's ``tol``: the objective's gap is
+    about quadratic in it; the second the rounding of ``A^T y``, :func:`kkt_tolerance`). A row
+    also fails where that rounding alone exceeds the largest alpha: then the dtype cannot tell
+    the l1 term from rounding (float32 with signals far larger than alpha), whatever the codes.
+    Costs three products of ``(B, M)`` and ``(M, N)``: run it once, at the end of a run.
+
+    A : (M, N); Y : (B, M); X : (B, N); thresholds : (N,) per-atom alphas; tol : > 0.
+    Returns ``{"ok": (B,) bool, "violation": (B,) the largest residual (as
+    :meth:`lsalsa.LassoProblem.kkt_violation`), "unresolved": (B,) bool}``.
+    """
+    C = Y @ A
+    residual = kkt_residual((Y - X @ A.T) @ A, X, thresholds)  # as LassoProblem.kkt_violation
+    eps = torch.finfo(C.dtype).eps
+    per_atom, per_row = kkt_tolerance(thresholds, C)
+    allowed = per_atom * max(1.0, (tol / eps) ** 0.5) + per_row[:, None]
+    alpha = float(thresholds.max())
+    unresolved = per_row > alpha if alpha > 0 else torch.zeros_like(per_row, dtype=torch.bool)
+    ok = (residual <= allowed).all(dim=1) & ~unresolved  # a NaN residual fails
+    return {"ok": ok, "violation": residual.amax(dim=1), "unresolved": unresolved}

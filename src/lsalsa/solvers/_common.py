@@ -1,6 +1,7 @@
 """What the iterative solvers share: argument checks, the stopping rule, the result."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -8,8 +9,9 @@ from typing import Any
 import torch
 
 from .._validation import check_nonneg_int, check_positive, check_positive_int, check_signals
+from ..errors import LsalsaConvergenceWarning, LsalsaError
+from ..kkt import certify
 from ..problem import LassoProblem
-from ..errors import LsalsaError
 
 Callback = Callable[[int, torch.Tensor], Any]
 
@@ -22,8 +24,13 @@ class SolverResult:
     ----------
     X : (B, N) tensor, the codes.
     n_iter : iterations run.
-    converged : whether the stopping rule (relative change of x below ``tol``) held at the end.
-    change : the last relative change ``max_b ||x_k - x_{k-1}|| / ||x_k||`` over the batch.
+    converged : whether every row passes the lasso's KKT test at the run's ``tol``
+        (:func:`lsalsa.kkt.certify`: each entry within ``max(sqrt(tol), sqrt(eps)) alpha_j`` plus
+        the rounding of ``A^T y``), tested once at the end of a run to convergence; when not, a
+        :class:`~lsalsa.errors.LsalsaConvergenceWarning` says how many rows failed and by how
+        much. A truncated run (``n_iter=T``) is not tested and reports False, without a warning.
+    change : the last relative change ``max_b ||x_k - x_{k-1}|| / ||x_k||`` over the batch (the
+        stopping rule).
     settings : what the solver resolved and ran with (SALSA: ``mu``, ``relaxation``, ``polish``).
     """
 
@@ -43,6 +50,36 @@ def check_run_args(problem: Any, Y: Any, n_iter: Any, tol: Any, max_iter: Any) -
     if n_iter is not None:
         return Y, check_nonneg_int(n_iter, "n_iter"), True, tol
     return Y, check_positive_int(max_iter, "max_iter"), False, tol
+
+
+def converged(name: str, problem: LassoProblem, Y: torch.Tensor, X: torch.Tensor, tol: float, iters: int,
+              truncated: bool) -> bool:
+    """The verdict of a run (:class:`SolverResult`'s ``converged``): the KKT test of every row,
+    warned about when it fails; False and no test for a truncated run.
+    ``Y: (B, M)``, ``X: (B, N)``; ``name`` and ``iters`` (the ``max_iter`` allowed) word the warning."""
+    if truncated:
+        return False
+    verdict = certify(problem.A, Y, X, problem.thresholds, tol)
+    if bool(verdict["ok"].all()):
+        return True
+    warnings.warn(f"{name} (max_iter={iters}, tol={tol:g}): {convergence_message(problem, X.dtype, verdict, tol)}",
+                  LsalsaConvergenceWarning, stacklevel=3)
+    return False
+
+
+def convergence_message(problem: LassoProblem, dtype: torch.dtype, verdict: dict[str, torch.Tensor], tol: float) -> str:
+    """How many rows of a :func:`lsalsa.kkt.certify` verdict failed, how far, and what to do."""
+    failed = ~verdict["ok"]
+    alpha = float(problem.alphas.max())
+    worst = float(verdict["violation"][failed].max())
+    far = f"{worst / alpha:.3g} alpha" if alpha > 0 else f"{worst:.3g} (alpha = 0)"
+    message = (f"{int(failed.sum())} of {failed.numel()} rows did not converge: KKT violation up to {far}, "
+               f"allowed {max(tol, torch.finfo(dtype).eps) ** 0.5:.2g} alpha plus rounding")
+    n_unresolved = int(verdict["unresolved"].sum())
+    if n_unresolved:
+        return message + (f"; in {n_unresolved} rows the rounding of A^T y in {str(dtype).removeprefix('torch.')} "
+                          f"exceeds alpha, so no code can be certified: use float64 or scale the signals down")
+    return message + "; raise max_iter or lower tol"
 
 
 DEFAULT_CHECK_EVERY = 10

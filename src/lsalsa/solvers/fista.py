@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from ..problem import LassoProblem
-from ._common import Callback, SolverResult, check_check_every, check_run_args, relative_change, row_blocks
+from ._common import Callback, SolverResult, check_check_every, check_run_args, converged, relative_change, row_blocks
 from .ista import ista_operators
 
 
@@ -39,7 +39,8 @@ def fista(
         blocks = row_blocks(b) if callback is None else [slice(None)]
         runs = [_fista_loop(b[r], S.T, theta, iters, truncated, tol, callback, check_every) for r in blocks]
         X, k, change = torch.cat([x for x, _, _ in runs]), max(k for _, k, _ in runs), max(c for _, _, c in runs)
-    return SolverResult(X, k, change < tol, change)
+        ok = converged("fista", problem, Y, X, tol, iters, truncated)
+    return SolverResult(X, k, ok, change)
 
 
 def _fista_loop(

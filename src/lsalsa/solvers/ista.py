@@ -8,7 +8,7 @@ import torch
 from ..prox import soft_threshold
 from ..problem import LassoProblem
 from .iteration import filtered_input
-from ._common import Callback, SolverResult, check_run_args, prox_threshold, relative_change
+from ._common import Callback, SolverResult, check_run_args, converged, prox_threshold, relative_change
 
 
 def ista_operators(problem: LassoProblem) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | float]:
@@ -64,7 +64,8 @@ def ista(
     With ``n_iter=T`` exactly T iterations (T soft-thresholdings) are run, which is what an
     untrained ``LISTA`` with T layers computes. Without it, iterate until the relative change of
     x is below ``tol`` or ``max_iter`` is reached. ``callback(k, X)`` is called after iteration
-    k; returning True stops the run. Returns a :class:`SolverResult` with ``X: (B, N)``.
+    k; returning True stops the run. Returns a :class:`SolverResult` with ``X: (B, N)``, whose
+    ``converged`` is the KKT test of the codes at the end (a warning when it fails).
     """
     Y, iters, truncated, tol = check_run_args(problem, Y, n_iter, tol, max_iter)
     with torch.no_grad():
@@ -81,4 +82,5 @@ def ista(
                 break
             if not truncated and change < tol:
                 break
-    return SolverResult(X, k, change < tol, change)
+        ok = converged("ista", problem, Y, X, tol, iters, truncated)
+    return SolverResult(X, k, ok, change)

@@ -13,7 +13,7 @@ from .._validation import check_positive
 from ..errors import LsalsaError
 from ..linalg import factor_splitting_operator
 from ..problem import LassoProblem
-from ._common import Callback, SolverResult, check_check_every, check_run_args, prox_threshold, row_blocks
+from ._common import Callback, SolverResult, check_check_every, check_run_args, converged, prox_threshold, row_blocks
 from .iteration import filtered_input, unrolled_salsa
 from .loops import SalsaState, run_to_convergence
 from .penalty import resolve_mu
@@ -99,7 +99,9 @@ def salsa(
     Returns
     -------
     SolverResult with ``X: (B, N)``; ``n_iter`` is the iterations of the longest-running row,
-    ``change`` the largest last relative change of a row (0 for a polished row).
+    ``change`` the largest last relative change of a row (0 for a polished row); ``converged``
+    the KKT test of the codes at the end (:class:`SolverResult`; a warning when it fails, none
+    and False with ``n_iter``).
     """
     Y, iters, truncated, tol = check_run_args(problem, Y, n_iter, tol, max_iter)
     relaxation = (1.0 if truncated else CONVERGENT_RELAXATION) if relaxation is None else _check_relaxation(relaxation)
@@ -111,7 +113,7 @@ def salsa(
         settings = {"mu": mu, "relaxation": relaxation, "polish": polish}
         if truncated:
             U, k, change = _truncated(filtered_input(Y, A_T.contiguous()), S, mu, threshold, iters, relaxation, callback)
-            return SolverResult(U, k, change < tol, change, settings)
+            return SolverResult(U, k, False, change, settings)
         SAty = Y @ (problem.A @ S.T)  # S A^T y: the x-update's constant term and the start, one product with Y
         AtY = Y @ problem.A if polish else None  # for the support solve only
         runs = []
@@ -121,8 +123,9 @@ def salsa(
                                            max_iter=iters, check_every=check_every, polisher=polisher,
                                            callback=callback))
         U, k, changes = torch.cat([u for u, _, _ in runs]), max(k for _, k, _ in runs), torch.cat([c for _, _, c in runs])
+        ok = converged("salsa", problem, Y, U, tol, iters, truncated)
     change = float(changes.max()) if changes.numel() else 0.0
-    return SolverResult(U, k, bool((changes < tol).all()), change, settings)
+    return SolverResult(U, k, ok, change, settings)
 
 
 def _truncated(AtY: torch.Tensor, S: torch.Tensor, mu: float, threshold: torch.Tensor | float, iters: int,
