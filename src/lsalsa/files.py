@@ -6,16 +6,26 @@ to disk and renamed over the target. ``os.replace`` is atomic on one file system
 a resumed run or a second process sees the previous file or the complete new one, never a
 half-written file, and an interrupted write leaves nothing behind.
 
+A process killed mid-write (``kill -9``, power loss) cannot remove its temporary file;
+:func:`remove_temporaries` deletes those of dead processes when a directory is used again.
+:func:`directory_lock` keeps two processes from working in one directory at once.
+
 The readers raise :class:`LsalsaError` naming the file when it is missing or unreadable.
 Torch files are read with ``torch.load(weights_only=True)``, which unpickles only tensors and
 plain containers, so reading a file never runs code from it.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
+import io
 import json
 import os
+import re
+import shutil
 import uuid
-import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,7 +53,7 @@ def atomic_write(path: PathLike, write: Callable[[Path], Any]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}{_TMP_MARK}{path.suffix}")
     try:
         write(tmp)
         fd = os.open(tmp, os.O_RDONLY)
@@ -58,8 +68,14 @@ def atomic_write(path: PathLike, write: Callable[[Path], Any]) -> Path:
 
 
 def save_torch(obj: Any, path: PathLike) -> Path:
-    """``torch.save(obj)`` to ``path``, atomically (the argument order of ``torch.save``)."""
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    """``torch.save(obj)`` to ``path``, atomically (the argument order of ``torch.save``).
+
+    Serialised in memory, then written as bytes: torch's own file writer reports a failed
+    write (a full disk) as a ``RuntimeError`` about an "unexpected pos"; a plain write raises
+    the ``OSError`` that says what happened. Models and checkpoints are megabytes at most."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
 
 
 def save_npz(path: PathLike, **arrays: Any) -> Path:
@@ -83,6 +99,94 @@ def write_json(path: PathLike, obj: Any) -> Path:
     """``obj`` as indented JSON, atomically; numpy scalars (anything ``float()`` takes) are
     written as numbers."""
     return write_text(path, json.dumps(obj, indent=2, default=float))
+
+
+_TMP_MARK = ".tmp"
+_TMP_NAME = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.tmp")  # what atomic_write names a temporary
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_temporaries(directory: PathLike, *, recursive: bool = False) -> list[Path]:
+    """Delete the temporary files of :func:`atomic_write` in ``directory`` whose writing
+    process is gone (killed before it could clean up); returns what was removed.
+
+    A live process's temporaries are kept: it may still be writing them."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for p in directory.rglob(".*") if recursive else directory.glob(".*"):
+        m = _TMP_NAME.match(p.name)
+        if m and p.is_file() and not _alive(int(m.group(1))):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def check_free_space(path: PathLike, n_bytes: int) -> None:
+    """Raise ``OSError(ENOSPC)`` naming ``path`` when its file system has less than
+    ``n_bytes`` free: checked before a file is written through a memory map, where running out
+    of space mid-way kills the process with SIGBUS instead of raising."""
+    directory = Path(path).parent
+    free = shutil.disk_usage(directory).free
+    if free < n_bytes:
+        raise OSError(errno.ENOSPC, f"needs {n_bytes / 2**20:.1f} MiB, {directory} has {free / 2**20:.1f} MiB free",
+                      str(path))
+
+
+def reserve(path: PathLike, n_bytes: int) -> None:
+    """Allocate the first ``n_bytes`` of the file ``path`` on disk now (``posix_fallocate``),
+    so that later writes through a memory map cannot run out of space; ``OSError`` when the
+    space is not there. A no-op where the system or file system cannot reserve space."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, n_bytes)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+    finally:
+        os.close(fd)
+
+
+LOCK_NAME = ".lock"
+
+
+@contextmanager
+def directory_lock(directory: PathLike) -> Iterator[Path]:
+    """Hold ``directory/.lock`` (an exclusive ``flock``) while the block runs; a second
+    process asking for it gets :class:`LsalsaError` naming the holder's pid.
+
+    The kernel releases the lock when its holder dies, so the lock of a killed process
+    (``kill -9``) never needs recovering: the file that stays behind is free."""
+    directory = Path(directory)
+    path = directory / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise LsalsaError(f"{directory}: cannot be written ({exc.strerror})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise LsalsaError(f"{directory}: in use by another lsalsa process (pid {holder}); wait for it to "
+                              f"finish, or use another --out directory") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -125,18 +229,28 @@ def read_json(path: PathLike) -> Any:
         raise LsalsaError(f"{path}: cannot be read as JSON ({exc})") from None
 
 
-def load_npz(path: PathLike) -> dict[str, np.ndarray]:
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first entry, or an empty zip
+
+
+def load_npz(path: PathLike, keys: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` file, read into memory (the file is closed on return);
-    :class:`LsalsaError` naming the file when it is missing or not a readable ``.npz``.
+    :class:`LsalsaError` naming the file when it is missing, not a readable ``.npz``
+    (truncated, empty, a bit flipped: the zip's checksums catch it) or lacks one of ``keys``.
 
     Arrays of Python objects are refused (``allow_pickle=False``): reading never runs code.
     """
     path = _existing(path)
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head not in _ZIP_MAGIC:
+        what = "empty" if not head else "an .npy array" if head == b"\x93NUM" else "no zip header"
+        raise LsalsaError(f"{path}: cannot be read (not an .npz archive: {what})")
     try:
-        f = np.load(path)
-        if not isinstance(f, np.lib.npyio.NpzFile):
-            raise ValueError("an .npy array, not an .npz archive")
-        with f:
-            return {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise LsalsaError(f"{path}: cannot be read ({exc})") from None
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as exc:  # damaged archives reach zipfile and numpy parsers that raise many types
+        raise LsalsaError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from None
+    missing = [k for k in keys if k not in arrays]
+    if missing:
+        raise LsalsaError(f"{path}: lacks the array(s) {missing} (holds {sorted(arrays)})")
+    return arrays

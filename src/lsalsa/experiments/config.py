@@ -7,6 +7,7 @@ parsed as a TOML value (``--set train.epochs=5 --set methods.T=[1,2]``).
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -17,6 +18,8 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+import torch
 
 from ..codes import SOLVERS as CODE_SOLVERS
 from ..errors import LsalsaError
@@ -62,6 +65,7 @@ class CodesConfig:
     mu: float = 10.0           # SALSA's penalty here: how fast X* is reached, not what it is
     tol: float = 1e-6
     max_iter: int = 5_000
+    allow_unconverged: bool = False  # true: go on when some optimal codes did not converge
 
 
 @dataclass
@@ -118,6 +122,7 @@ class ExperimentConfig:
     name: str = "experiment"
     description: str = ""
     seed: int = 0
+    device: str = "cpu"        # where the run computes: "cpu", "cuda", "cuda:1", ... or "auto"
     data: DataConfig = field(default_factory=DataConfig)
     dictionary: DictionaryConfig = field(default_factory=DictionaryConfig)
     codes: CodesConfig = field(default_factory=CodesConfig)
@@ -131,6 +136,23 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the keys that say how a run goes, not what it computes
+        (:data:`NOT_IDENTITY`): a run may resume on another device, or accept its unconverged
+        codes after it stopped on them."""
+        d = self.to_dict()
+        for key in NOT_IDENTITY:
+            *parents, last = key.split(".")
+            node = d
+            for p in parents:
+                node = node[p]
+            node.pop(last)
+        return d
+
+
+NOT_IDENTITY = ("device", "codes.allow_unconverged")
+SEED_LIMIT = 2**32  # numpy's and torch's generators both take seeds in [0, 2**32)
 
 
 def shipped_configs() -> list[str]:
@@ -209,8 +231,8 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
             raise bad("an integer")
         return value
     if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad("a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise bad("a finite number")
         return float(value)
     if isinstance(default, str):
         if not isinstance(value, str):
@@ -228,6 +250,8 @@ def _check(c: ExperimentConfig) -> None:
         if not ok:
             raise LsalsaError(f"config: {key} must be {expected}, got {value!r}")
 
+    need(0 <= c.seed < SEED_LIMIT, "seed", "an integer in [0, 2**32)", c.seed)
+    need(_device_name(c.device), "device", "'cpu', 'cuda', 'cuda:<index>', 'mps' or 'auto'", c.device)
     d = c.data
     need(d.kind in ("patches", "mixture"), "data.kind", "'patches' or 'mixture'", d.kind)
     need(d.patch_size >= 1, "data.patch_size", ">= 1", d.patch_size)
@@ -236,15 +260,23 @@ def _check(c: ExperimentConfig) -> None:
     need(d.dtype in DTYPES, "data.dtype", " or ".join(map(repr, DTYPES)), d.dtype)
     for k in ("n_train", "n_test", "n_dict"):
         need(getattr(d, k) >= 1, f"data.{k}", ">= 1", getattr(d, k))
+        need(c.scaled(getattr(d, k)) < 2**31, f"data.{k}", "at most 2**31 signals after data.scale",
+             getattr(d, k) * d.scale)
     n_dicts = 2 if d.kind == "mixture" else 1
     need(len(c.dictionary.n_atoms) == n_dicts, "dictionary.n_atoms", f"a list of {n_dicts} sizes", c.dictionary.n_atoms)
     need(len(c.dictionary.alphas) == n_dicts, "dictionary.alphas", f"a list of {n_dicts} values", c.dictionary.alphas)
     need(all(a > 0 for a in c.dictionary.alphas), "dictionary.alphas", "> 0", c.dictionary.alphas)
     need(all(n >= 1 for n in c.dictionary.n_atoms), "dictionary.n_atoms", ">= 1", c.dictionary.n_atoms)
+    need(c.dictionary.epochs >= 1 and c.dictionary.batch_size >= 1, "dictionary.epochs/batch_size", ">= 1",
+         (c.dictionary.epochs, c.dictionary.batch_size))
+    need(d.pad_to >= 0 and d.min_std >= 0, "data.pad_to/min_std", ">= 0", (d.pad_to, d.min_std))
     need(c.codes.solver in CODE_SOLVERS, "codes.solver", " or ".join(map(repr, CODE_SOLVERS)), c.codes.solver)
     need(c.codes.mu > 0 and c.codes.tol > 0, "codes.mu/tol", "> 0", (c.codes.mu, c.codes.tol))
+    need(c.codes.max_iter >= 1, "codes.max_iter", "an integer >= 1", c.codes.max_iter)
     need(all(m in METHODS for m in c.methods.names), "methods.names", f"a list from {list(METHODS)}", c.methods.names)
+    need(len(set(c.methods.names)) == len(c.methods.names), "methods.names", "a list without repeats", c.methods.names)
     need(all(t >= 1 for t in c.methods.T), "methods.T", "a list of integers >= 1", c.methods.T)
+    need(len(set(c.methods.T)) == len(c.methods.T), "methods.T", "a list without repeats", c.methods.T)
     need(c.methods.mu > 0, "methods.mu", "> 0", c.methods.mu)
     need(c.methods.repeats >= 1, "methods.repeats", ">= 1", c.methods.repeats)
     t = c.train
@@ -277,6 +309,17 @@ def _check(c: ExperimentConfig) -> None:
     need(sep.photo in TEST_IMAGES, "separation.photo", f"a held-out photo from {list(TEST_IMAGES)}", sep.photo)
     need(sep.size >= d.patch_size, "separation.size", f">= data.patch_size ({d.patch_size})", sep.size)
     need(0 <= sep.stride <= d.patch_size, "separation.stride", "0 (= patch_size // 4) or in 1..patch_size", sep.stride)
+
+
+def _device_name(name: str) -> bool:
+    """Whether ``name`` is a device name a run takes (its availability is checked when the run
+    starts, not here: a config may be written on a machine without the device)."""
+    if name == "auto":
+        return True
+    try:
+        return torch.device(name).type in ("cpu", "cuda", "mps")
+    except (RuntimeError, ValueError):
+        return False
 
 
 def config_from_dict(raw: dict[str, Any]) -> ExperimentConfig:

@@ -21,15 +21,16 @@ from torch import nn
 from ..encoders import load_encoder, save_encoder
 from ..errors import LsalsaError
 from ..evaluation import CodeClassifier, evaluate_codes, image_features, per_sample_stats, time_encode
-from ..files import read_json, save_npz, write_json
+from ..files import save_npz, write_json
 from ..methods import get_method
 from ..metrics import code_rmse
 from ..pipeline import fit_encoder
 from ..problem import LassoProblem
 from ..train import TrainConfig, TrainHistory
 from .config import ExperimentConfig
-from .context import RunContext
+from .context import RunContext, is_row, read_step_json, step_file_hint
 
+ROW_NUMBERS = ("time_s", "rmse", "sparsity")  # what every result row holds, as the report reads it
 Probe = Callable[[torch.Tensor], float]  # codes X: (B, N) of the test signals -> classification error [%]
 
 
@@ -58,7 +59,7 @@ class Task:
 def _task(c: ExperimentConfig, problem: LassoProblem, arrays: dict[str, np.ndarray],
           X_train: np.ndarray, X_test: np.ndarray) -> Task:
     def tensor(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.array(a)).to(problem.dtype)  # a copy: reads a memmap once
+        return torch.from_numpy(np.array(a)).to(problem.device, problem.dtype)  # a copy: reads a memmap once
 
     X_star = tensor(X_test)
     components = [tensor(comp) for comp in arrays["C_test"]] if "C_test" in arrays else None
@@ -160,7 +161,10 @@ def _trained(run: RunContext, task: Task, method: str, T: int, params: dict[str,
     """The encoder of ``models/<method>_T<T>.pt``, trained (from its checkpoint) unless saved."""
     path = run.path("models", f"{method}_T{T}.pt")
     if path.exists():
-        return load_encoder(path).eval(), None
+        try:
+            return load_encoder(path, device=task.problem.device).eval(), None
+        except LsalsaError as exc:
+            raise step_file_hint(exc) from None
     model, history = _train(run, task, method, T, params, run.config.train.epochs,
                             checkpoint=run.path("models", f"{method}_T{T}.ckpt"))
     save_encoder(model, path)
@@ -203,12 +207,16 @@ def step_methods(run: RunContext, problem: LassoProblem, arrays: dict[str, np.nd
     c = run.config
     run.path("models").mkdir(exist_ok=True)
     task = _task(c, problem, arrays, X_train, X_test)
-    rows = []
+    rows, cached = [], 0
     for T, method in itertools.product(c.methods.T, c.methods.names):
         path = run.path("results", f"{method}_T{T}.json")
         if path.exists():
-            rows.append(read_json(path))
+            rows.append(read_step_json(path, lambda v: is_row(v, ROW_NUMBERS) and (v["method"], v["T"]) == (method, T),
+                                       f"the result row of {method} at T={T}"))
+            cached += 1
             continue
         run.log(f"[methods] {method} T={T}")
         rows.append(evaluate_method(run, task, method, T))
+    if cached == len(rows):
+        run.log(f"[methods] cached: {cached} result rows")
     return rows

@@ -18,12 +18,12 @@ import torch
 
 from .. import plots
 from ..evaluation import time_encode
-from ..files import load_npz, read_json, write_json, write_text
+from ..files import write_json, write_text
 from ..methods import METHODS
 from ..metrics import code_rmse
 from ..problem import LassoProblem
 from .config import ExperimentConfig
-from .context import RunContext
+from .context import RunContext, load_step, read_step_json
 
 MAX_SOLVER_ITERS = 1000
 
@@ -54,7 +54,7 @@ def acceleration(run: RunContext, problem: LassoProblem, rows: list[dict],
     """
     c, path = run.config, run.path("results", "acceleration.json")
     if path.exists():
-        return read_json(path)
+        return read_step_json(path, _is_acceleration, "the acceleration of the report")
     ref = next((r for r in rows if r["method"] == "lsalsa" and r["T"] == min(c.methods.T)), None)
     if ref is None:
         return None
@@ -81,6 +81,23 @@ def acceleration(run: RunContext, problem: LassoProblem, rows: list[dict],
     return out
 
 
+def _is_acceleration(value: Any) -> bool:
+    """Whether ``value`` is what :func:`acceleration` writes (as far as the report reads it)."""
+    if not isinstance(value, dict) or not isinstance(value.get("reference"), dict):
+        return False
+    ref = value["reference"]
+    if not isinstance(ref.get("T"), int) or not all(isinstance(ref.get(k), (int, float)) for k in ("rmse", "time_s")):
+        return False
+    for name in ("fista", "salsa"):
+        a = value.get(name, {})
+        if not isinstance(a, dict):
+            return False
+        if a.get("iterations") and not all(isinstance(a.get(k), (int, float)) for k in ("iterations", "time_s",
+                                                                                         "time_ratio")):
+            return False
+    return True
+
+
 def _figures(run: RunContext, problem: LassoProblem, rows: list[dict], arrays: dict[str, np.ndarray]
              ) -> list[tuple[str, str]]:
     """Every figure of the report, written into ``figures/``: ``(path in the run, caption)``."""
@@ -101,14 +118,14 @@ def _figures(run: RunContext, problem: LassoProblem, rows: list[dict], arrays: d
     for r in rows:
         f = run.path("results", f"{r['method']}_T{r['T']}.npz")
         if f.exists():
-            z = load_npz(f)
+            z = load_step(f, ("sparsity", "rmse"))
             clouds[(r["method"], r["T"])] = (z["sparsity"], z["rmse"])
     if clouds:
         save(plots.plot_sparsity_vs_error(clouds, title=c.name), "sparsity_vs_error.png",
              "Per-sample sparsity vs code error, one panel per T (Fig. 6/20)")
     side = int(round(np.sqrt(problem.n_features)))
     for i, A in enumerate(problem.dictionaries()):
-        save(plots.plot_atoms(A.numpy(), (side, side), title=f"dictionary {i + 1}"), f"atoms_{i + 1}.png",
+        save(plots.plot_atoms(A.cpu().numpy(), (side, side), title=f"dictionary {i + 1}"), f"atoms_{i + 1}.png",
              f"Atoms of dictionary {i + 1} (Fig. 8-11)")
     if "C_test" in arrays:
         for T in c.methods.T:
@@ -131,10 +148,10 @@ def _reconstruction_grid(run: RunContext, problem: LassoProblem, rows: list[dict
     for r in rows:
         if r["T"] != T:
             continue
-        X_head = load_npz(run.path("results", f"{r['method']}_T{T}.npz"))["X_head"]
-        X = torch.from_numpy(X_head[:n_show]).to(problem.dtype)
+        X_head = load_step(run.path("results", f"{r['method']}_T{T}.npz"), ("X_head",))["X_head"]
+        X = torch.from_numpy(X_head[:n_show]).to(problem.device, problem.dtype)
         for i, s in enumerate(problem.reconstruct(X)):
-            grid.append([y.reshape(shape) for y in s.numpy()])
+            grid.append([y.reshape(shape) for y in s.cpu().numpy()])
             labels.append(f"{_label(r['method'])} {i + 1}")
     return grid, labels
 
@@ -209,6 +226,28 @@ def _sections(c: ExperimentConfig, problem: LassoProblem, rows: list[dict], n_te
     return sections
 
 
+def _provenance(run: RunContext, arrays: dict[str, np.ndarray], codes_facts: dict[str, dict] | None) -> Section:
+    """Where the data came from (a subset said so), whether the optimal codes converged, and the
+    device: what a reader needs before trusting the tables."""
+    from .runner import data_origin
+
+    c, lines = run.config, []
+    for part, info in data_origin(arrays).items():
+        origin = info.get("origin")
+        where = ", ".join(origin) if isinstance(origin, list) else str(origin)
+        subset = " SUBSET, not the full data set: " + info["note"] if info.get("full") is False and "note" in info else (
+            " (a subset)" if info.get("full") is False else "")
+        lines.append(f"Data {part}: {where}.{subset}")
+    for split, f in (codes_facts or {}).items():
+        state = "all converged" if f.get("all_converged", True) else (
+            "NOT all converged (kept because codes.allow_unconverged is true)")
+        lines.append(f"Optimal codes of the {split} signals ({c.codes.solver}, tol={c.codes.tol:g}): {state}; largest "
+                     f"KKT violation {f.get('max_kkt_violation', float('nan')):.3g}, at most {f.get('max_n_iter', '?')} "
+                     f"iterations.")
+    lines.append(f"Computed on {run.device}.")
+    return ("Data, optimal codes and device", " ".join(lines), [])
+
+
 def _markdown(c: ExperimentConfig, sections: list[Section], figs: list[tuple[str, str]]) -> str:
     md = [f"# lsalsa report: {c.name}", "", c.description, "",
           f"Generated {time.strftime('%Y-%m-%d %H:%M')}. {_versions()}", ""]
@@ -246,22 +285,23 @@ def _html(run: RunContext, sections: list[Section], figs: list[tuple[str, str]])
 
 
 def write_report(run: RunContext, problem: LassoProblem, rows: list[dict], arrays: dict[str, np.ndarray],
-                 X_test: Any, separation: list[dict] | None = None) -> Path:
+                 X_test: Any, separation: list[dict] | None = None, codes_facts: dict[str, dict] | None = None) -> Path:
     """Write ``results.csv``, figures, ``report.md`` and ``report.html``; returns the html path.
 
     ``X_test``: the optimal codes of the test signals; ``separation``: the rows of the
-    whole-picture separation step (mixture experiments)."""
+    whole-picture separation step (mixture experiments); ``codes_facts``: what the codes step
+    reported per split (convergence)."""
     run.log("[report] figures and report")
     table = io.StringIO(newline="")
     w = csv.DictWriter(table, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
     w.writeheader()
     w.writerows(rows)
     write_text(run.path("results.csv"), table.getvalue())
-    Y_test = torch.from_numpy(np.asarray(arrays["Y_test"])).to(problem.dtype)
-    X_star = torch.from_numpy(np.array(X_test)).to(problem.dtype)
+    Y_test = torch.from_numpy(np.asarray(arrays["Y_test"])).to(problem.device, problem.dtype)
+    X_star = torch.from_numpy(np.array(X_test)).to(problem.device, problem.dtype)
     acc = acceleration(run, problem, rows, Y_test, X_star)
     figs = _figures(run, problem, rows, arrays)
-    sections = _sections(run.config, problem, rows, len(Y_test), acc)
+    sections = [_provenance(run, arrays, codes_facts)] + _sections(run.config, problem, rows, len(Y_test), acc)
     if separation:
         sections.append(_separation_section(run.config, separation))
         figs += _separation_figures(separation)

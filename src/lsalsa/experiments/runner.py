@@ -15,11 +15,15 @@ interrupted run picks up where it stopped):
    ``results/separation.json``
 6. ``report``: figures, ``results.csv``, ``report.md`` and ``report.html``
 
-Every step takes the :class:`RunContext` (config, run directory, logger, progress bars) and the
-outputs of the steps before it.
+Every step takes the :class:`RunContext` (config, run directory, logger, progress bars,
+device) and the outputs of the steps before it. A run holds the run directory's lock
+(:func:`lsalsa.files.directory_lock`) from start to end, so a second process asking for the
+same directory is refused instead of redoing the same steps beside it; on start, it removes the
+temporary files a killed run left behind.
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -29,17 +33,19 @@ import torch
 
 from .. import data as lsdata
 from ..bundle import SeparationModel, save_model
+from ..code_cache import has_entry
 from ..codes import optimal_codes
 from ..dictionary import learn_dictionary
 from ..encoders import load_encoder
 from ..errors import LsalsaError
 from ..evaluation import psnr
-from ..files import load_npz, read_json, save_npz, write_json
+from ..files import directory_lock, load_npz, read_json, remove_temporaries, save_npz, write_json
 from ..methods import get_method
 from ..problem import LassoProblem
 from ..separation import save_separation, separate_image, write_image
 from .config import ExperimentConfig, config_from_dict
-from .context import Log, RunContext, load_step, silent
+from .context import (RECOMPUTE, Log, RunContext, is_rows, load_step, read_step_json, resolve_device, silent,
+                      step_file_hint)
 from .evaluate import step_methods, with_params
 
 STEPS = ("data", "dictionary", "codes", "methods", "separate", "report")
@@ -51,29 +57,49 @@ def _patch_data(c: ExperimentConfig, rng: np.random.Generator) -> dict[str, np.n
     data_dir = d.data_dir or None
     stride = d.stride or d.patch_size
     opts = dict(pad_to=d.pad_to or None)
-    train_imgs, _ = lsdata.load_images(d.source, "train", data_dir)
+    train_imgs, _, train_info = lsdata.load_images(d.source, "train", data_dir, return_info=True)
     train, _ = lsdata.extract_patches(train_imgs, d.patch_size, stride, min_std=d.min_std or None, **opts)
     train = train[rng.permutation(len(train))]
     n_train, n_dict = c.scaled(d.n_train), c.scaled(d.n_dict)
     if len(train) < n_train:
         raise LsalsaError(f"data.n_train: {n_train} patches asked for, the source gives {len(train)}")
-    test_imgs, test_labels = lsdata.load_images(d.source, "test", data_dir)
+    test_imgs, test_labels, test_info = lsdata.load_images(d.source, "test", data_dir, return_info=True)
+    origin = _origin({f"{d.source} train": train_info, f"{d.source} test": test_info})
     n_test = c.scaled(d.n_test)
     if isinstance(test_imgs, list):  # photos of different sizes: a random sample of their patches
         if c.methods.classify:
             raise LsalsaError(f"methods.classify: source {d.source!r} has no per-image labels to classify; set it to false")
         test, image = lsdata.extract_patches(test_imgs, d.patch_size, stride, **opts)
+        _enough("data.n_test", n_test, len(test), "test patches")
         pick = np.sort(rng.permutation(len(test))[:n_test])
         return {"Y_train": train[:n_train], "Y_dict": train[-n_dict:], "Y_test": test[pick], "image": image[pick],
-                "labels": np.zeros(0, dtype=np.int64)}
+                "labels": np.zeros(0, dtype=np.int64), "origin": origin}
     # Test signals are all patches of whole test images (no std filter), so that each image's
     # codes can be concatenated for the classification probe (Section 6.1).
     order = rng.permutation(len(test_imgs))
     probe, _ = lsdata.extract_patches(test_imgs[order[:1]], d.patch_size, stride, **opts)
+    _enough("data.n_test", n_test, len(test_imgs) * len(probe), "test patches (whole test images)")
     chosen = order[: max(1, n_test // len(probe))]
     test, image = lsdata.extract_patches(test_imgs[chosen], d.patch_size, stride, **opts)
     return {"Y_train": train[:n_train], "Y_dict": train[-n_dict:], "Y_test": test, "image": image,
-            "labels": test_labels[chosen].astype(np.int64)}
+            "labels": test_labels[chosen].astype(np.int64), "origin": origin}
+
+
+def _enough(key: str, asked: int, available: int, what: str) -> None:
+    if asked > available:
+        raise LsalsaError(f"{key}: {asked} signals asked for (after data.scale), the source gives {available} {what}")
+
+
+def _origin(infos: dict[str, dict]) -> np.ndarray:
+    """What each part of the data was read from (``load_images``'s ``info``), as a JSON string
+    kept in ``data.npz`` (a string array: no pickle) for the log and the report."""
+    keep = ("origin", "full", "note")
+    return np.array(json.dumps({k: {f: v[f] for f in keep if f in v} for k, v in infos.items()}))
+
+
+def data_origin(arrays: dict[str, np.ndarray]) -> dict[str, dict]:
+    """What the run's data was read from, per part (empty for a run written before it was kept)."""
+    return json.loads(str(arrays["origin"])) if "origin" in arrays else {}
 
 
 def _mixture_data(c: ExperimentConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -84,22 +110,33 @@ def _mixture_data(c: ExperimentConfig, rng: np.random.Generator) -> dict[str, np
     test = lsdata.mnist_natural("test", patch_size=d.patch_size, stride=d.stride or None,
                                 n_mixtures=c.scaled(d.n_test), seed=seed + 1, data_dir=d.data_dir or None)
     n_dict = min(c.scaled(d.n_dict), len(train))
+    origin = _origin({f"{name} {split}": info for split, m in (("train", train), ("test", test))
+                      for name, info in m.info.items()})
     return {"Y_train": train.Y, "Y_test": test.Y, "C_train_dict": train.components[:, :n_dict],
-            "C_test": test.components, "labels": test.labels[0].astype(np.int64)}
+            "C_test": test.components, "labels": test.labels[0].astype(np.int64), "origin": origin}
+
+
+DATA_KEYS = {"patches": ("Y_train", "Y_dict", "Y_test", "image", "labels"),
+             "mixture": ("Y_train", "Y_test", "C_train_dict", "C_test", "labels")}
 
 
 def step_data(run: RunContext) -> dict[str, np.ndarray]:
     """The signals of the experiment, floats in the run's dtype (built once, then read)."""
     c, path = run.config, run.path("data.npz")
     if path.exists():
-        return load_step(path)
-    run.log(f"[data] building {c.data.kind} signals from {c.data.source!r}")
-    rng = np.random.default_rng(c.seed)
-    arrays = _patch_data(c, rng) if c.data.kind == "patches" else _mixture_data(c, rng)
-    arrays = {k: (v.astype(c.data.dtype) if v.dtype.kind == "f" else v) for k, v in arrays.items()}
-    save_npz(path, **arrays)
-    run.log(f"[data] {len(arrays['Y_train'])} training and {len(arrays['Y_test'])} test signals of length "
-            f"{arrays['Y_train'].shape[1]}")
+        arrays = load_step(path, DATA_KEYS[c.data.kind])
+        run.log(f"[data] cached: {len(arrays['Y_train'])} training and {len(arrays['Y_test'])} test signals ({path.name})")
+    else:
+        run.log(f"[data] building {c.data.kind} signals from {c.data.source!r}")
+        rng = np.random.default_rng(c.seed)
+        arrays = _patch_data(c, rng) if c.data.kind == "patches" else _mixture_data(c, rng)
+        arrays = {k: (v.astype(c.data.dtype) if v.dtype.kind == "f" else v) for k, v in arrays.items()}
+        save_npz(path, **arrays)
+        run.log(f"[data] {len(arrays['Y_train'])} training and {len(arrays['Y_test'])} test signals of length "
+                f"{arrays['Y_train'].shape[1]}")
+    for part, info in data_origin(arrays).items():
+        if info.get("full") is False:
+            run.log(f"[data] note: {part} is a subset: {info.get('note') or info.get('origin')}")
     return arrays
 
 
@@ -108,40 +145,72 @@ def step_dictionary(run: RunContext, arrays: dict[str, np.ndarray]) -> LassoProb
     """The lasso problem of the experiment: its dictionaries (loaded, cached or learned, one per
     source) at the configured alphas, in the run's dtype."""
     c, path = run.config, run.path("dictionary.npz")
+    keys = tuple(f"A{i}" for i in range(len(c.dictionary.n_atoms)))
     if c.dictionary.path:
         src = load_npz(c.dictionary.path)
-        dicts = [src[f"A{i}"] for i in range(len(c.dictionary.n_atoms))] if "A0" in src else list(src.values())
+        dicts = [src[k] for k in keys] if set(keys) <= set(src) else list(src.values())
         save_npz(path, **{f"A{i}": A for i, A in enumerate(dicts)})
     elif path.exists():
-        f = load_step(path)
-        dicts = [f[f"A{i}"] for i in range(len(f))]
+        f = load_step(path, keys)
+        dicts = [f[k] for k in keys]
+        run.log(f"[dictionary] cached: {' + '.join(str(A.shape[-1]) for A in dicts)} atoms ({path.name})")
     else:
         sources = [arrays["Y_dict"]] if c.data.kind == "patches" else list(arrays["C_train_dict"])
         dicts = []
         for i, (signals, n_atoms, alpha) in enumerate(zip(sources, c.dictionary.n_atoms, c.dictionary.alphas)):
             run.log(f"[dictionary] learning {n_atoms} atoms on {len(signals)} signals of source {i} (alpha={alpha})")
-            A = learn_dictionary(signals, n_atoms=n_atoms, alpha=alpha, n_epochs=c.dictionary.epochs,
-                                 batch_size=c.dictionary.batch_size, seed=c.seed + i, progress=run.progress)
+            t0 = time.perf_counter()
+            A = learn_dictionary(torch.from_numpy(signals).to(run.device), n_atoms=n_atoms, alpha=alpha,
+                                 n_epochs=c.dictionary.epochs, batch_size=c.dictionary.batch_size, seed=c.seed + i,
+                                 progress=run.progress)
             dicts.append(A.cpu().numpy())
+            run.log(f"[dictionary] source {i}: done in {time.perf_counter() - t0:.1f} s")
         save_npz(path, **{f"A{i}": A for i, A in enumerate(dicts)})
-    return LassoProblem.from_dictionaries([torch.from_numpy(A).to(run.dtype) for A in dicts],
-                                          alphas=c.dictionary.alphas)
+    try:
+        return LassoProblem.from_dictionaries([torch.from_numpy(A).to(run.device, run.dtype) for A in dicts],
+                                              alphas=c.dictionary.alphas)
+    except LsalsaError as exc:  # a cached file of the wrong shape or dtype, or holding NaN
+        raise LsalsaError(f"{path}: {exc}; {RECOMPUTE}") from None
 
 
 # ---- step 3: optimal codes -----------------------------------------------------------------
-def step_codes(run: RunContext, problem: LassoProblem, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Optimal codes ``X*`` of the training and test signals, cached in ``codes/``."""
-    c, out = run.config, {}
+def step_codes(run: RunContext, problem: LassoProblem, arrays: dict[str, np.ndarray]
+               ) -> tuple[np.ndarray, np.ndarray, dict[str, dict]]:
+    """Optimal codes ``X*`` of the training and test signals, cached in ``codes/``, and what
+    their computation reported per split (the cache's description: ``all_converged``,
+    ``max_kkt_violation``, ...).
+
+    Codes that did not all converge stop the run unless ``codes.allow_unconverged``: encoders
+    trained on them would learn the solver's shortfall, and the report would score against it."""
+    c, out, facts = run.config, {}, {}
     for split in ("train", "test"):
-        run.log(f"[codes] optimal codes of the {split} signals ({c.codes.solver}, tol={c.codes.tol:g})")
-        out[split] = optimal_codes(problem, arrays[f"Y_{split}"], solver=c.codes.solver, tol=c.codes.tol,
-                                   max_iter=c.codes.max_iter, mu=c.codes.mu, cache_dir=run.path("codes"),
-                                   dataset_name=f"{c.name}-{split}", progress=run.progress)
-    return out["train"], out["test"]
+        name = f"{c.name}-{split}"
+        cached = has_entry(run.path("codes"), name)
+        run.log(f"[codes] {split} signals: " + ("cached" if cached else
+                f"computing optimal codes ({c.codes.solver}, tol={c.codes.tol:g}) on {run.device}"))
+        t0 = time.perf_counter()
+        X = optimal_codes(problem, arrays[f"Y_{split}"], solver=c.codes.solver, tol=c.codes.tol,
+                          max_iter=c.codes.max_iter, mu=c.codes.mu, cache_dir=run.path("codes"),
+                          dataset_name=name, progress=run.progress)
+        meta_path = Path(X.filename).with_suffix(".json")
+        facts[split] = read_step_json(meta_path, lambda v: isinstance(v, dict), "a description of codes")
+        if not cached:
+            run.log(f"[codes] {split} signals: {len(X)} codes in {time.perf_counter() - t0:.1f} s")
+        out[split] = X
+        if not facts[split].get("all_converged", True):
+            f = facts[split]
+            msg = (f"[codes] the optimal codes of the {split} signals did not all converge within codes.max_iter="
+                   f"{c.codes.max_iter} (largest KKT violation {f.get('max_kkt_violation', float('nan')):.3g})")
+            if not c.codes.allow_unconverged:
+                raise LsalsaError(f"{msg}; raise codes.max_iter or codes.tol, or go on with them: "
+                                  f"--set codes.allow_unconverged=true")
+            run.log(f"{msg}; going on (codes.allow_unconverged)")
+    return out["train"], out["test"], facts
 
 
 # ---- step 5: whole-picture separation ----------------------------------------------------------
 SOURCE_NAMES = ("digits", "photo")
+SEPARATION_NUMBERS = ("time_s", "psnr_digits", "psnr_photo")
 
 
 def separation_model(c: ExperimentConfig, problem: LassoProblem, row: dict, model: torch.nn.Module | None = None
@@ -155,11 +224,18 @@ def separation_model(c: ExperimentConfig, problem: LassoProblem, row: dict, mode
                            mu=row.get("mu") if solver else None, info={"experiment": c.name, "T": row["T"]})
 
 
+def _load_model(run: RunContext, method: str, T: int) -> torch.nn.Module:
+    try:
+        return load_encoder(run.path("models", f"{method}_T{T}.pt"), device=run.device).eval()
+    except LsalsaError as exc:
+        raise step_file_hint(exc) from None
+
+
 def _separate_row(run: RunContext, problem: LassoProblem, row: dict, mixture: np.ndarray, truth: np.ndarray,
                   stride: int | None) -> dict:
     """Separate the picture with one method at one T; writes its figures (and model file)."""
     method, T = row["method"], row["T"]
-    model = load_encoder(run.path("models", f"{method}_T{T}.pt")) if get_method(method).learned else None
+    model = _load_model(run, method, T) if get_method(method).learned else None
     bundle = separation_model(run.config, problem, row, model)
     if model is not None:
         save_model(bundle, run.path("models", f"{method}_T{T}.model"))
@@ -180,7 +256,7 @@ def step_separate(run: RunContext, problem: LassoProblem, rows: list[dict]) -> l
     """Every method and T separates one picture of MNIST test digits over a held-out photo."""
     c, path = run.config, run.path("results", "separation.json")
     if path.exists():
-        return read_json(path)
+        return read_step_json(path, lambda v: is_rows(v, SEPARATION_NUMBERS), "separation results")
     sep_cfg = c.separation
     mixture, truth = lsdata.digits_over_photo(sep_cfg.photo, sep_cfg.size, cell=c.data.patch_size, seed=c.seed,
                                               data_dir=c.data.data_dir or None)
@@ -198,49 +274,74 @@ def _claim(run: RunContext) -> None:
     """Write the config into a new run directory, or check that an existing one holds this run.
 
     The saved config is read back through :func:`config_from_dict`, so a run written before a
-    config key existed (it takes its default) still resumes."""
+    config key existed (it takes its default) still resumes; keys that do not change what is
+    computed (:data:`lsalsa.experiments.config.NOT_IDENTITY`: the device, accepting unconverged
+    codes) may differ."""
     path = run.path("config.json")
-    ours = run.config.to_dict()
     if not path.exists():
-        write_json(path, ours)
+        write_json(path, run.config.to_dict())
         return
+    fix = ("delete it to go on with this config in this directory (its cached steps are reused), "
+           "or use another --out directory")
     try:
-        saved = config_from_dict(read_json(path)).to_dict()
+        raw = read_json(path)
     except LsalsaError as exc:
-        if str(exc).startswith(str(path)):
-            raise  # unreadable, not different
-        saved = None
-    if saved != ours:
+        raise LsalsaError(f"{exc}; {fix}") from None
+    try:
+        saved = config_from_dict(raw) if isinstance(raw, dict) else None
+    except LsalsaError as exc:
+        raise LsalsaError(f"{path}: not a config this lsalsa reads ({exc}); {fix}") from None
+    if saved is None:
+        raise LsalsaError(f"{path}: does not hold a config (a JSON table); {fix}")
+    if saved.identity() != run.config.identity():
         raise LsalsaError(f"{run.run_dir}: holds a run of a different configuration; use another --out directory")
+
+
+def _open_run_dir(run_dir: Path) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise LsalsaError(f"--out: {run_dir} is a file, not a run directory")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LsalsaError(f"--out: cannot create the run directory {run_dir} ({exc.strerror})") from None
 
 
 def run_experiment(c: ExperimentConfig, run_dir: str | os.PathLike, *, until: str = "report",
                    progress: bool = False, log: Log = silent) -> list[dict]:
-    """Run (or resume) the experiment ``c`` in ``run_dir`` up to and including step ``until``.
+    """Run (or resume) the experiment ``c`` in ``run_dir`` up to and including step ``until``,
+    on the config's ``device``, holding the run directory's lock.
 
     Returns the result rows (empty before the ``methods`` step).
     """
     if until not in STEPS:
         raise LsalsaError(f"until: expected one of {list(STEPS)}, got {until!r}")
-    run = RunContext(c, Path(run_dir), log, progress)
-    run.run_dir.mkdir(parents=True, exist_ok=True)
-    _claim(run)
-    stop = STEPS.index(until)
+    run = RunContext(c, Path(run_dir), log, progress, resolve_device(c.device))
+    _open_run_dir(run.run_dir)
+    with directory_lock(run.run_dir):
+        removed = remove_temporaries(run.run_dir, recursive=True)
+        if removed:
+            log(f"[run] removed {len(removed)} temporary file(s) left by an interrupted run")
+        _claim(run)
+        return _steps(run, STEPS.index(until))
+
+
+def _steps(run: RunContext, stop: int) -> list[dict]:
+    """The steps of the run up to the step of index ``stop``; the result rows."""
     arrays = step_data(run)
     if stop < 1:
         return []
     problem = step_dictionary(run, arrays)
     if stop < 2:
         return []
-    X_train, X_test = step_codes(run, problem, arrays)
+    X_train, X_test, codes_facts = step_codes(run, problem, arrays)
     if stop < 3:
         return []
     rows = step_methods(run, problem, arrays, X_train, X_test)
     if stop < 4:
         return rows
-    separation = step_separate(run, problem, rows) if c.data.kind == "mixture" else None
+    separation = step_separate(run, problem, rows) if run.config.data.kind == "mixture" else None
     if stop >= 5:
         from .report import write_report
 
-        write_report(run, problem, rows, arrays, X_test, separation=separation)
+        write_report(run, problem, rows, arrays, X_test, separation=separation, codes_facts=codes_facts)
     return rows
