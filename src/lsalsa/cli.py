@@ -122,22 +122,15 @@ def _cmd_step(until: str):
 
 
 def _cmd_report(args) -> int:
-    from .experiments import config_from_dict, run_experiment
-    from .files import read_json
+    from .experiments import run_experiment
+    from .experiments.runner import read_run_config
 
     run_dir = Path(args.run_dir)
     cfg = run_dir / "config.json"
     if not cfg.is_file():
         raise LsalsaError(f"{run_dir}: not a run directory (no config.json)")
-    fix = "write it again: `lsalsa run CONFIG --out RUN_DIR` with the run's config reuses its cached steps"
-    try:
-        raw = read_json(cfg)
-        if not isinstance(raw, dict):
-            raise LsalsaError("does not hold a config (a JSON table)")
-        config = config_from_dict(raw)
-    except LsalsaError as exc:
-        msg = str(exc)
-        raise LsalsaError(f"{msg if msg.startswith(str(cfg)) else f'{cfg}: {msg}'}; {fix}") from None
+    config = read_run_config(cfg, "write it again: `lsalsa run CONFIG --out RUN_DIR` with the run's config "
+                                  "reuses its cached steps")
     if args.device:
         config.device = args.device
     run_experiment(config, run_dir, until="report", progress=_progress(args), log=_log)

@@ -49,7 +49,7 @@ def atomic_write(path: PathLike, write: Callable[[Path], Any]) -> Path:
     ``path``'s suffix, so writers that pick the format from the name (``np.save``, ``np.savez``,
     ``savefig``) write the right one. The file is then synced and renamed over ``path``; if
     ``write`` raises (or the process is interrupted), ``tmp`` is removed and ``path`` is left as
-    it was. Returns ``path`` as a :class:`~pathlib.Path`.
+    it was. An ``OSError`` (a full disk) names ``path``. Returns ``path`` as a :class:`~pathlib.Path`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +62,10 @@ def atomic_write(path: PathLike, write: Callable[[Path], Any]) -> Path:
         finally:
             os.close(fd)
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is None or Path(exc.filename) == tmp:  # name the file asked for, not the temporary
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     return path

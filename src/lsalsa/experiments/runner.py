@@ -270,6 +270,21 @@ def step_separate(run: RunContext, problem: LassoProblem, rows: list[dict]) -> l
 
 
 # ---- the whole run -----------------------------------------------------------------------------
+def read_run_config(path: Path, fix: str) -> ExperimentConfig:
+    """The config a run directory's ``config.json`` holds; one line naming the file and ending
+    with ``fix`` when it cannot be read or is not a config."""
+    try:
+        raw = read_json(path)
+    except LsalsaError as exc:
+        raise LsalsaError(f"{exc}; {fix}") from None
+    if not isinstance(raw, dict):
+        raise LsalsaError(f"{path}: does not hold a config (a JSON table); {fix}")
+    try:
+        return config_from_dict(raw)
+    except LsalsaError as exc:
+        raise LsalsaError(f"{path}: not a config this lsalsa reads ({exc}); {fix}") from None
+
+
 def _claim(run: RunContext) -> None:
     """Write the config into a new run directory, or check that an existing one holds this run.
 
@@ -281,18 +296,8 @@ def _claim(run: RunContext) -> None:
     if not path.exists():
         write_json(path, run.config.to_dict())
         return
-    fix = ("delete it to go on with this config in this directory (its cached steps are reused), "
-           "or use another --out directory")
-    try:
-        raw = read_json(path)
-    except LsalsaError as exc:
-        raise LsalsaError(f"{exc}; {fix}") from None
-    try:
-        saved = config_from_dict(raw) if isinstance(raw, dict) else None
-    except LsalsaError as exc:
-        raise LsalsaError(f"{path}: not a config this lsalsa reads ({exc}); {fix}") from None
-    if saved is None:
-        raise LsalsaError(f"{path}: does not hold a config (a JSON table); {fix}")
+    saved = read_run_config(path, "delete it to go on with this config in this directory (its cached steps are "
+                                  "reused), or use another --out directory")
     if saved.identity() != run.config.identity():
         raise LsalsaError(f"{run.run_dir}: holds a run of a different configuration; use another --out directory")
 
