@@ -34,10 +34,14 @@ The options recorded are those the encoders got: ``fit_encoder``'s defaults unde
     .venv/bin/python benchmarks/bench_learned_gain.py                  # all problems, T 1..20
     .venv/bin/python benchmarks/bench_learned_gain.py --problems mnist10 --T 1,3,5 --epochs 50 \\
         --encoder-options '{"tied": false}' --out benchmarks/results/untied.json --resume
+    for n in 4800 12000 24000 48000; do                                  # error vs training-set size
+      .venv/bin/python benchmarks/bench_learned_gain.py --problems mnist10 --set data.n_train=60000 \
+        --n-train $n --T 1,5 --methods lsalsa --out benchmarks/results/learned_gain_size.json --resume; done
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -64,7 +68,9 @@ TARGETS = {"salsa": 4, "fista": 10}  # the issue's: iterations >= factor * T to 
 def describe(split: Task) -> dict:
     """The sizes of a problem and its splits (``Task``: signals ``Y_*: (P, M)``, codes ``X_*: (P, N)``)."""
     return {"M": split.problem.n_features, "N": split.problem.n_atoms, "n_train": len(split.Y_train),
-            "n_val": len(split.Y_val), "n_test": len(split.Y_test)}
+            "n_val": len(split.Y_val), "n_test": len(split.Y_test),
+            # the error of the all-zero code: an encoder above it has learned nothing useful
+            "zero_rmse": round(lsalsa.code_rmse(torch.zeros_like(split.X_test), split.X_test), 5)}
 
 
 def _t(a) -> torch.Tensor:
@@ -72,10 +78,12 @@ def _t(a) -> torch.Tensor:
 
 
 # ---- problems ----------------------------------------------------------------------------------
-def experiment_split(name: str) -> Task:
-    """A shipped experiment's signals, dictionary and codes (built once into the cache); its
-    training signals split as the runner splits them (``validation_split``)."""
-    c, run_dir = load_config(name), CACHE_DIR / name
+def experiment_split(name: str, overrides: list[str] = ()) -> Task:
+    """A shipped experiment's signals, dictionary and codes (built once into the cache; with
+    config ``overrides``, e.g. ``data.n_train=60000``, into a cache of their own); its training
+    signals split as the runner splits them (``validation_split``)."""
+    tag = "-" + hashlib.sha1("\n".join(overrides).encode()).hexdigest()[:8] if overrides else ""
+    c, run_dir = load_config(name, list(overrides)), CACHE_DIR / f"{name}{tag}"
     run_experiment(c, run_dir, until="codes", log=lambda m: print(f"  {m}", flush=True))
     run = RunContext(c, run_dir)  # the steps read back what run_experiment cached
     arrays = step_data(run)
@@ -122,7 +130,7 @@ def mca1024_split(n_train: int) -> Task:
 
 def load_split(name: str, args) -> Task:
     split = mca1024_split(args.mca1024_train) if name == "mca1024" else experiment_split(
-        {"mnist10": "demo", "demo_mca": "demo_mca"}[name])
+        {"mnist10": "demo", "demo_mca": "demo_mca"}[name], args.set)
     if args.n_train:
         split.Y_train, split.X_train = split.Y_train[:args.n_train], split.X_train[:args.n_train]
     return split
@@ -261,8 +269,9 @@ def tables(results: dict, keys: set) -> str:
         if not entries:
             continue
         e0 = entries[0]
-        out.append(f"### {problem} ({results['problems'][problem]['shape']}; epochs {e0['epochs']}, "
-                   f"options {e0['options']})\n")
+        info = results["problems"][problem]
+        zero = f"; the zero code's RMSE {info['zero_rmse']:.4f}" if "zero_rmse" in info else ""
+        out.append(f"### {problem} ({info['shape']}; epochs {e0['epochs']}, options {e0['options']}{zero})\n")
         Ts = sorted({e["T"] for e in entries})
         out.append(TABLE.markdown([table_row(T, {e["method"]: e for e in entries if e["T"] == T}) for T in Ts]) + "\n")
     return "\n".join(out)
@@ -280,6 +289,9 @@ def parse_args(argv=None):
     p.add_argument("--max-fista-iter", type=int, default=2000)
     p.add_argument("--mca1024-train", type=int, default=1500, help="mca1024 training mixtures")
     p.add_argument("--n-train", type=int, help="cap on the training signals (--quick: 500)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override of the mnist10 / demo_mca experiment config, e.g. data.n_train=60000 "
+                        "(repeatable; cached apart): with --n-train, a code error vs training-set size curve")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", help="results JSON (default benchmarks/results/learned_gain.json; --quick: "
                                  "benchmarks/.cache/learned_gain/quick.json)")
