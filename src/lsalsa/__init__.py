@@ -1,5 +1,5 @@
 """lsalsa: fast sparse coding and source separation with learned, unrolled solvers."""
-from .errors import LsalsaError
+from .errors import LsalsaConvergenceWarning, LsalsaError
 from .problem import LassoProblem
 from .prox import soft_threshold
 from .solvers import SOLVERS, SolverResult, fista, ista, salsa, solve
@@ -17,7 +17,7 @@ from .separation import Separation, read_image, separate_image
 __version__ = "0.1.0"
 
 __all__ = [
-    "LsalsaError", "LassoProblem", "soft_threshold",
+    "LsalsaError", "LsalsaConvergenceWarning", "LassoProblem", "soft_threshold",
     "SOLVERS", "SolverResult", "solve", "ista", "fista", "salsa",
     "data", "learn_dictionary", "learn_dictionaries", "dictionary_objective", "optimal_codes",
     "ENCODERS", "LISTA", "LSALSA", "save_encoder", "load_encoder", "code_rmse",

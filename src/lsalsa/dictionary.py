@@ -108,8 +108,11 @@ def learn_dictionary(
 
     Returns
     -------
-    A : (M, N) tensor with unit-norm columns; ``(A, history)`` with ``return_history=True``.
+    A : (M, N) with unit-norm columns, of the kind of ``patches``: a tensor for a tensor, a
+        numpy array for a numpy array or other array-like; ``(A, history)`` with
+        ``return_history=True``.
     """
+    tensor_in = isinstance(patches, torch.Tensor)
     Y = _check_patches(patches)
     alpha = _check_alpha(alpha)
     n_epochs = check_nonneg_int(n_epochs, "n_epochs")
@@ -148,6 +151,7 @@ def learn_dictionary(
         bar.set_postfix(objective=f"{objective:.4f}")
         lr *= lr_decay
     bar.close()
+    A = A if tensor_in else A.cpu().numpy()
     return (A, history) if return_history else A
 
 
@@ -158,7 +162,8 @@ def learn_dictionaries(
 
     ``sources``: D arrays ``(P_i, M)`` (the ground-truth components, not the mixtures);
     ``n_atoms`` and ``alphas``: one value, or one per source; other keywords go to
-    :func:`learn_dictionary`. Returns ``[A_1 .. A_D]`` for ``LassoProblem.from_dictionaries``.
+    :func:`learn_dictionary`. Returns ``[A_1 .. A_D]`` for ``LassoProblem.from_dictionaries``,
+    each of its source's kind (tensor or numpy array).
     """
     if isinstance(sources, torch.Tensor) or not isinstance(sources, Sequence) or not sources:
         raise LsalsaError("sources: expected a non-empty list of (P_i, M) arrays, one per source")

@@ -34,7 +34,7 @@ from .problem import LassoProblem
 from .solvers.salsa import DEFAULT_MU
 from .train import TrainConfig
 
-__all__ = ["LSALSACoder", "LISTACoder"]
+__all__ = ["LSALSACoder", "LISTACoder", "LassoCoder"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _CHUNK = 8192  # rows encoded at once by transform: bounds memory for large inputs
@@ -425,3 +425,6 @@ Sparse coding by a trained LISTA network (Gregor & LeCun), as a scikit-learn tra
 """ + _SHARED_PARAMETERS + _SHARED_ATTRIBUTES
 
     _method = "lista"
+
+
+from ._lasso_coder import LassoCoder  # noqa: E402  (it uses this module's input checks)

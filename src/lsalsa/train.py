@@ -123,7 +123,8 @@ def train_encoder(
     ------
     LsalsaError : on bad arguments, and when training still diverges after
         ``config.max_rollbacks`` rollbacks in a row (the encoder is then left with the last good
-        parameters, and no checkpoint is written for the diverged epoch).
+        parameters, or with ``val`` those of lowest validation loss, and no checkpoint is written
+        for the diverged epoch).
     """
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
@@ -194,11 +195,14 @@ def train_encoder(
             clip.update(good[2])
             history.steps = good[3]
             if attempt == config.max_rollbacks:
+                held = "the parameters before this epoch"
+                if best["val_loss"] is not None:  # as a run that ends: the best on validation
+                    encoder.load_state_dict(best["state_dict"])
+                    held = f"the parameters of epoch {best['epoch']} (its lowest validation loss)"
                 raise LsalsaError(
                     f"training diverged in epoch {epoch + 1}: loss {watched} (best {best['loss']:.6g}), still "
                     f"after {config.max_rollbacks} rollbacks, each at a tenth of the rate; lower the learning "
-                    f"rate (lr={base_lr:g}). The encoder holds the parameters before this epoch; no "
-                    f"checkpoint was written for it."
+                    f"rate (lr={base_lr:g}). The encoder holds {held}; no checkpoint was written for it."
                 )
             history.lr_scale /= 10
         _append(history, epoch + 1, train_loss, val_loss, lr, time.perf_counter() - t0)

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._validation import check_dict_sizes, check_nonneg_float, check_positive_int
+from .._validation import as_tensor, check_dict_sizes, check_finite, check_nonneg_float, check_positive_int
 from ..errors import LsalsaError
 from ..problem import LassoProblem
 
@@ -152,17 +152,21 @@ class UnrolledEncoder(nn.Module):
         return (() if self.tied else ("S",)) + (("theta",) if self.learn_thresholds == "layer" else ())
 
     def forward(self, Y: torch.Tensor) -> torch.Tensor:
-        """Codes ``(B, N)`` for signals ``Y: (B, M)`` (of the encoder's dtype and device);
-        differentiable in the parameters (for training). For inference see :meth:`encode`."""
-        self._check_input(Y)
+        """Codes ``(B, N)`` for signals ``Y: (B, M)``, a tensor of the encoder's dtype and device;
+        differentiable in the parameters (for training). For inference see :meth:`encode`.
+
+        In evaluation mode ``Y`` must be finite (a NaN or Inf raises :class:`LsalsaError`); in
+        training mode that check, a pass over ``Y`` and a device sync per batch, is skipped:
+        :func:`lsalsa.train_encoder` checks its data once, before the first epoch."""
+        self._check_input(Y, finite=not self.training)
         return self._layers(Y, self.W_e, self.S, self._threshold(), **self._layer_options())
 
     def forward_layers(self, Y: torch.Tensor) -> list[torch.Tensor]:
         """The codes read out after every layer, for deep supervision: a list of T ``(B, N)``
         tensors for ``Y: (B, M)``, element t what an encoder of the first t + 1 layers (these
         parameters) outputs, so the last is ``forward(Y)``, bit for bit. Differentiable; the
-        same layers as :meth:`forward`, run once."""
-        self._check_input(Y)
+        same layers as :meth:`forward`, run once; ``Y`` checked as there."""
+        self._check_input(Y, finite=not self.training)
         return self._layers(Y, self.W_e, self.S, self._threshold(), all_layers=True, **self._layer_options())
 
     def encode(self, Y: torch.Tensor, *, dtype: torch.dtype | None = None, compile: bool | str = False) -> torch.Tensor:
@@ -174,7 +178,8 @@ class UnrolledEncoder(nn.Module):
 
         Parameters
         ----------
-        Y : (B, M) signals of the encoder's dtype and device.
+        Y : (B, M) signals of the encoder's dtype and device, finite: a tensor, or a numpy array
+            (or any array-like) of the encoder's dtype on a CPU encoder.
         dtype : run the matrix products in this floating dtype (e.g. ``torch.bfloat16`` on a GPU
             with bf16 tensor cores): ``W_e`` and ``S`` are cast for this call and the products'
             inputs rounded to it, while the iterates, thresholds and codes keep ``Y``'s dtype.
@@ -192,9 +197,16 @@ class UnrolledEncoder(nn.Module):
 
         Returns
         -------
-        (B, N) codes of ``Y``'s dtype, an inference tensor (it cannot enter autograd later).
+        (B, N) codes of ``Y``'s dtype: an inference tensor (it cannot enter autograd later) for a
+        tensor ``Y``, a numpy array for any other ``Y``.
         """
-        self._check_input(Y)
+        tensor_in = isinstance(Y, torch.Tensor)
+        Y = self._check_input(Y if tensor_in else as_tensor(Y, "Y"), finite=True)
+        X = self._encode(Y, dtype, compile)
+        return X if tensor_in else X.cpu().numpy()
+
+    def _encode(self, Y: torch.Tensor, dtype: torch.dtype | None, compile: bool | str) -> torch.Tensor:
+        """:meth:`encode` of a checked tensor ``Y: (B, M)``."""
         if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
             raise LsalsaError(f"dtype: expected None or a floating torch.dtype, got {dtype!r}")
         if not isinstance(compile, (bool, str)):
@@ -231,8 +243,9 @@ class UnrolledEncoder(nn.Module):
             t = self._thresholds
         return t.detach().clone()
 
-    def _check_input(self, Y: Any) -> None:
-        # Metadata only: a finiteness check would cost a pass over Y and a device sync per call.
+    def _check_input(self, Y: Any, *, finite: bool) -> torch.Tensor:
+        """``Y: (B, M)`` of the encoder's dtype and device, and finite if asked (a pass over ``Y``
+        and a device sync)."""
         if not isinstance(Y, torch.Tensor):
             raise LsalsaError(f"Y: expected a torch tensor of shape (B, {self.n_features}), got {type(Y).__name__}")
         if Y.ndim != 2 or Y.shape[1] != self.n_features:
@@ -244,6 +257,9 @@ class UnrolledEncoder(nn.Module):
             )
         if Y.device != self.W_e.device:
             raise LsalsaError(f"Y: device {Y.device} does not match the encoder's {self.W_e.device}")
+        if finite:
+            check_finite(Y.detach(), "Y")
+        return Y
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config().items())

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._validation import all_finite
 from ..errors import LsalsaError
 from ..files import FORMAT_VERSION, read_torch, save_torch
 from .lista import LISTA
@@ -29,7 +30,9 @@ _DTYPES = {str(d): d for d in (torch.float16, torch.bfloat16, torch.float32, tor
 # ---- encoders -------------------------------------------------------------------------------
 def encoder_record(encoder: nn.Module) -> dict[str, Any]:
     """What rebuilds an encoder: class name, JSON-able config (None for a module without
-    ``config()``), dtype, and the state dict."""
+    ``config()``), dtype, and the state dict. Refuses (:class:`LsalsaError`) an encoder whose
+    parameters or buffers hold a NaN or Inf (a diverged run): no file is written for it."""
+    _check_finite_state(encoder.state_dict(), "encoder")
     config = encoder.config() if hasattr(encoder, "config") else None
     try:
         json.dumps(config)
@@ -49,6 +52,7 @@ def save_encoder(encoder: nn.Module, path: str | os.PathLike) -> None:
 
     The file holds the class name, ``encoder.config()`` (n_layers, mu, alphas, dict_sizes,
     options), the dtype, a format version and the parameters; :func:`load_encoder` rebuilds it.
+    An encoder with a NaN or Inf parameter is refused (:class:`LsalsaError`), no file written.
     """
     _registered_class(type(encoder).__name__, "encoder")
     save_torch({"format": ENCODER_FORMAT, "version": FORMAT_VERSION, **encoder_record(encoder)}, path)
@@ -59,7 +63,7 @@ def load_encoder(path: str | os.PathLike, *, device: Any = None) -> nn.Module:
     :func:`lsalsa.train_encoder` checkpoint), in its saved dtype, on ``device`` (default CPU).
 
     Never executes code from the file. Raises :class:`LsalsaError` naming the file when it is
-    missing, truncated, corrupt or not an lsalsa encoder.
+    missing, truncated, corrupt, not an lsalsa encoder, or holds NaN/Inf parameters.
     """
     obj = read_torch(path, (ENCODER_FORMAT, CHECKPOINT_FORMAT))
     record = obj if obj["format"] == ENCODER_FORMAT else obj.get("encoder")
@@ -79,7 +83,16 @@ def build_encoder(record: Any, path: Any, device: Any = None) -> nn.Module:
         model.load_state_dict(record["state_dict"])
     except (LsalsaError, RuntimeError, KeyError, TypeError, AttributeError) as exc:
         raise LsalsaError(f"{path}: the stored {cls.__name__} does not rebuild ({exc})") from exc
+    _check_finite_state(model.state_dict(), f"{path}: the stored {cls.__name__}")
     return model
+
+
+def _check_finite_state(state: dict[str, torch.Tensor], what: str) -> None:
+    """Raise naming the first floating tensor of ``state`` that holds a NaN or Inf."""
+    for name, t in state.items():
+        if t.is_floating_point() and t.numel() and not all_finite(t.detach()):
+            n_bad = int((~torch.isfinite(t)).sum())
+            raise LsalsaError(f"{what}: {name} holds {n_bad} NaN/Inf entries (a diverged encoder); refusing it")
 
 
 def _registered_class(name: Any, where: str) -> type[nn.Module]:
