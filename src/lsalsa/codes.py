@@ -167,14 +167,15 @@ def _solve_into(
             warnings.simplefilter("ignore", LsalsaConvergenceWarning)
             res = _solve_batch(problem, Yb, solver, kwargs)
         out[i:i + len(Yb)] = res.X.cpu().numpy()
-        verdicts.append({k: v.cpu() for k, v in certify(problem.A, Yb, res.X, problem.thresholds, kwargs["tol"]).items()})
+        verdicts.append(certify(problem.A, Yb, res.X, problem.thresholds, kwargs["tol"]))
         max_n_iter = max(max_n_iter, res.n_iter)
         settings = res.settings  # the same for every batch: mu is fixed for the data set
-    verdict = {k: torch.cat([v[k] for v in verdicts]) for k in verdicts[0]}
+    verdict = {k: torch.cat([v[k].cpu() for v in verdicts]) for k in ("ok", "violation", "unresolved")}
+    verdict["rtol"] = verdicts[0]["rtol"]
     all_converged = bool(verdict["ok"].all())  # what each batch's result said
     if not all_converged:
         warnings.warn(f"optimal codes ({solver}, max_iter={kwargs['max_iter']}, tol={kwargs['tol']:g}): "
-                      f"{convergence_message(problem, problem.dtype, verdict, kwargs['tol'])}",
+                      f"{convergence_message(problem, problem.dtype, verdict)}",
                       LsalsaConvergenceWarning, stacklevel=2)
     max_kkt = float(verdict["violation"].max())
     return {"max_kkt_violation": max_kkt, "max_n_iter": max_n_iter, "all_converged": all_converged}, settings

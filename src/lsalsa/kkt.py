@@ -7,9 +7,11 @@ and ``|g_j| <= alpha_j`` where ``x_j = 0``. :meth:`lsalsa.LassoProblem.kkt_viola
 largest violation; the support solve (:mod:`lsalsa.solvers.support`) certifies a candidate when
 every entry's violation is within :func:`kkt_tolerance`. The compiled row loop
 (``solvers/_support_kernel.py``) runs the same test transcribed for numba, with the same
-tolerance (a test checks the two agree).
+tolerance (a test checks the two agree). :func:`certify` is the test behind a solver's ``converged``.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
@@ -39,7 +41,7 @@ def kkt_tolerance(thresholds: torch.Tensor, C: torch.Tensor) -> tuple[torch.Tens
     return eps**0.5 * thresholds, 64 * eps * C.abs().amax(dim=1)
 
 
-def certify(A: torch.Tensor, Y: torch.Tensor, X: torch.Tensor, thresholds: torch.Tensor, tol: float) -> dict[str, torch.Tensor]:
+def certify(A: torch.Tensor, Y: torch.Tensor, X: torch.Tensor, thresholds: torch.Tensor, tol: float) -> dict[str, Any]:
     """Which rows of ``X`` pass the KKT test a solver's ``converged=True`` stands for.
 
     Entry (i, j) may be off by ``max(sqrt(tol), sqrt(eps)) alpha_j + 64 eps max_j |C_ij|`` (the
@@ -51,14 +53,16 @@ def certify(A: torch.Tensor, Y: torch.Tensor, X: torch.Tensor, thresholds: torch
 
     A : (M, N); Y : (B, M); X : (B, N); thresholds : (N,) per-atom alphas; tol : > 0.
     Returns ``{"ok": (B,) bool, "violation": (B,) the largest residual (as
-    :meth:`lsalsa.LassoProblem.kkt_violation`), "unresolved": (B,) bool}``.
+    :meth:`lsalsa.LassoProblem.kkt_violation`), "unresolved": (B,) bool, "rtol": the first
+    term's factor on alpha}``.
     """
     C = Y @ A
     residual = kkt_residual((Y - X @ A.T) @ A, X, thresholds)  # as LassoProblem.kkt_violation
     eps = torch.finfo(C.dtype).eps
-    per_atom, per_row = kkt_tolerance(thresholds, C)
-    allowed = per_atom * max(1.0, (tol / eps) ** 0.5) + per_row[:, None]
+    _, per_row = kkt_tolerance(thresholds, C)
+    rtol = max(tol, eps) ** 0.5  # at least the support solve's sqrt(eps)
+    allowed = rtol * thresholds + per_row[:, None]
     alpha = float(thresholds.max())
     unresolved = per_row > alpha if alpha > 0 else torch.zeros_like(per_row, dtype=torch.bool)
     ok = (residual <= allowed).all(dim=1) & ~unresolved  # a NaN residual fails
-    return {"ok": ok, "violation": residual.amax(dim=1), "unresolved": unresolved}
+    return {"ok": ok, "violation": residual.amax(dim=1), "unresolved": unresolved, "rtol": rtol}

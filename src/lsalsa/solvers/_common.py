@@ -62,19 +62,19 @@ def converged(name: str, problem: LassoProblem, Y: torch.Tensor, X: torch.Tensor
     verdict = certify(problem.A, Y, X, problem.thresholds, tol)
     if bool(verdict["ok"].all()):
         return True
-    warnings.warn(f"{name} (max_iter={iters}, tol={tol:g}): {convergence_message(problem, X.dtype, verdict, tol)}",
+    warnings.warn(f"{name} (max_iter={iters}, tol={tol:g}): {convergence_message(problem, X.dtype, verdict)}",
                   LsalsaConvergenceWarning, stacklevel=3)
     return False
 
 
-def convergence_message(problem: LassoProblem, dtype: torch.dtype, verdict: dict[str, torch.Tensor], tol: float) -> str:
+def convergence_message(problem: LassoProblem, dtype: torch.dtype, verdict: dict[str, Any]) -> str:
     """How many rows of a :func:`lsalsa.kkt.certify` verdict failed, how far, and what to do."""
     failed = ~verdict["ok"]
     alpha = float(problem.alphas.max())
     worst = float(verdict["violation"][failed].max())
     far = f"{worst / alpha:.3g} alpha" if alpha > 0 else f"{worst:.3g} (alpha = 0)"
     message = (f"{int(failed.sum())} of {failed.numel()} rows did not converge: KKT violation up to {far}, "
-               f"allowed {max(tol, torch.finfo(dtype).eps) ** 0.5:.2g} alpha plus rounding")
+               f"allowed {verdict['rtol']:.2g} alpha plus rounding")
     n_unresolved = int(verdict["unresolved"].sum())
     if n_unresolved:
         return message + (f"; in {n_unresolved} rows the rounding of A^T y in {str(dtype).removeprefix('torch.')} "
