@@ -88,7 +88,7 @@ def experiment_split(name: str, overrides: list[str] = ()) -> Task:
     run = RunContext(c, run_dir)  # the steps read back what run_experiment cached
     arrays = step_data(run)
     problem = step_dictionary(run, arrays).to(dtype=torch.float32)
-    X_train, X_test = step_codes(run, problem, arrays)
+    X_train, X_test, _ = step_codes(run, problem, arrays)
     return Task(problem, *validation_split(_t(arrays["Y_train"]), _t(X_train), c.search.val_fraction),
                 _t(arrays["Y_test"]), _t(X_test), components=None, probe=None)
 
