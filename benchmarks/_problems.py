@@ -47,7 +47,7 @@ def patch10_patches() -> np.ndarray:
 
 def patch10_dictionary(patches: np.ndarray) -> np.ndarray:
     """The patch10 dictionary ``A: (100, 100)``, learned on ``patches[:20_000]`` (alpha = 0.15)."""
-    return cached("patch10_A", lambda: lsalsa.learn_dictionary(patches[:20_000], n_atoms=100, alpha=0.15, seed=0).numpy())
+    return cached("patch10_A", lambda: lsalsa.learn_dictionary(patches[:20_000], n_atoms=100, alpha=0.15, seed=0))
 
 
 def patch10_problem(n_signals: int):
@@ -69,9 +69,9 @@ def mca32_problem(n_signals: int):
     digit_rows, photo_rows = digit_rows[rng.permutation(len(digit_rows))], photo_rows[rng.permutation(len(photo_rows))]
     n_train = min(4000, len(photo_rows) - n_signals)
     A_digits = cached("mca32_A1", lambda: lsalsa.learn_dictionary(digit_rows[:4000], n_atoms=1024, alpha=0.125,
-                                                                  seed=0).numpy())
+                                                                  seed=0))
     A_photos = cached("mca32_A2", lambda: lsalsa.learn_dictionary(photo_rows[:n_train], n_atoms=1024, alpha=0.2,
-                                                                  seed=0).numpy())
+                                                                  seed=0))
     test_d = digit_rows[4000:4000 + n_signals]
     test_p = photo_rows[n_train:n_train + n_signals]
     Y = test_d[: len(test_p)] + test_p[: len(test_d)]
