@@ -31,13 +31,16 @@ def test_fista_out_of_iterations_says_so(single, Y64):
 
 def test_large_signals_no_longer_fool_the_relative_change_rule(single, Y64):
     """Signals x 1e6: SALSA (unpolished) and ISTA met the relative-change rule with codes whose
-    KKT violation is alpha-sized or larger, and said converged=True."""
+    KKT violation is alpha-sized or larger, and said converged=True. SALSA now keeps a row whose
+    change is small but whose codes fail the KKT test running (to max_iter here, where most rows
+    are still 0.1 alpha off); ISTA stops on the rule and says the codes are not optimal."""
     Y = Y64 * 1e6
-    with pytest.warns(LsalsaConvergenceWarning, match=r"^salsa \(max_iter=1000, tol=1e-06\): 20 of 20 rows did not "
-                                                      r"converge: KKT violation up to \S+ alpha"):
+    with pytest.warns(LsalsaConvergenceWarning, match=r"^salsa \(max_iter=1000, tol=1e-06\): 1\d of 20 rows did not "
+                                                      r"converge: KKT violation up to 0\.1\d* alpha"):
         res = lsalsa.salsa(single, Y, polish=False)
     assert res.change < 1e-6 and not res.converged  # the stopping rule held; the codes are not optimal
-    assert float(single.kkt_violation(res.X, Y).max()) > 0.15
+    assert res.n_iter == 1000  # and it did not stop the rows there
+    assert float(single.kkt_violation(res.X, Y).max()) > 0.015
     with pytest.warns(LsalsaConvergenceWarning, match=r"^ista \(max_iter=100000, tol=0.0001\): 20 of 20 rows"):
         res = lsalsa.ista(single, Y, tol=1e-4, max_iter=100_000)
     assert res.change < 1e-4 and not res.converged

@@ -3,6 +3,7 @@ stops on its own (by the stopping rule, or certified by a polish strategy) and l
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -59,12 +60,17 @@ def run_to_convergence(
     max_iter: int,
     check_every: int,
     polisher: Polisher | None = None,
+    certify: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     callback: Callback | None = None,
 ) -> tuple[torch.Tensor, int, torch.Tensor]:
     """Iterate ``state``; every ``check_every`` iterations (and at ``max_iter``) each running row
-    is tested and leaves the batch when its relative change is below ``tol`` or ``polisher``
-    certifies its exact code, so the iterations get cheaper as rows converge.
-    ``callback(k, U)`` after every iteration sees all rows' current codes; True stops.
+    is tested and leaves the batch when ``polisher`` certifies its exact code, or when its
+    relative change is below ``tol`` and ``certify(rows, U)`` (row indices ``(b,)`` into the
+    batch, their codes ``(b, N)`` -> ``(b,)`` bool: the KKT test) passes it, so the iterations
+    get cheaper as rows converge. A row whose change is small but whose codes fail the test goes
+    on: the relative change can fall below ``tol`` before the signs have settled (measured: 23
+    of 3,000 digit + photo mixtures at tol 1e-5, 3% of alpha from optimal; certified 100
+    iterations later). ``callback(k, U)`` after every iteration sees all rows' codes; True stops.
 
     Returns ``(U (B, N), iterations of the longest row, each row's last relative change (B,))``.
     """
@@ -82,7 +88,7 @@ def run_to_convergence(
             state.save_x()
         state.step()
         if check:
-            rows = _check(state, rows, out, changes, tol, polisher, final=k == max_iter)
+            rows = _check(state, rows, out, changes, tol, polisher, certify, final=k == max_iter)
         if callback is not None:
             current = out.clone()
             current[rows] = state.readout()
@@ -92,7 +98,7 @@ def run_to_convergence(
 
 
 def _check(state: SalsaState, rows: torch.Tensor, out: torch.Tensor, changes: torch.Tensor, tol: float,
-           polisher: Polisher | None, final: bool) -> torch.Tensor:
+           polisher: Polisher | None, certify: Callable | None, final: bool) -> torch.Tensor:
     """Test the running rows, write the codes of those that stop and drop them from ``state``;
     returns the rows still running."""
     change = state.row_change()
@@ -102,6 +108,10 @@ def _check(state: SalsaState, rows: torch.Tensor, out: torch.Tensor, changes: to
         polished = polisher.check(state.V, rows, out, done)
         change[polished], done[polished] = 0.0, True
     changes[rows] = change
+    if certify is not None and not final:
+        small = torch.nonzero(done if polished is None else done & ~polished).flatten()
+        if small.numel():
+            done[small[~certify(rows[small], state.readout(small))]] = False
     if final:
         done[:] = True
     if not done.any():

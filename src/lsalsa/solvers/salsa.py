@@ -11,6 +11,7 @@ import torch
 
 from .._validation import check_positive
 from ..errors import LsalsaError
+from ..kkt import certify
 from ..linalg import factor_splitting_operator
 from ..problem import LassoProblem
 from ._common import Callback, SolverResult, check_check_every, check_run_args, converged, prox_threshold, row_blocks
@@ -119,8 +120,10 @@ def salsa(
         runs = []
         for r in _blocks(SAty, callback):
             polisher = make_polisher(problem, AtY[r], threshold) if polish else None
+            Y_r = Y[r]
             runs.append(run_to_convergence(SalsaState(SAty[r], S, mu, threshold, relaxation), tol=tol,
                                            max_iter=iters, check_every=check_every, polisher=polisher,
+                                           certify=lambda i, X, Y_r=Y_r: certify(problem.A, Y_r[i], X, problem.thresholds, tol)["ok"],
                                            callback=callback))
         U, k, changes = torch.cat([u for u, _, _ in runs]), max(k for _, k, _ in runs), torch.cat([c for _, _, c in runs])
         ok = converged("salsa", problem, Y, U, tol, iters, truncated)
