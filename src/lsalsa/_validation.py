@@ -81,10 +81,9 @@ def check_codes(X: Any, n_atoms: int, like: torch.Tensor, name: str = "X") -> to
 
 def check_same(t: torch.Tensor, like: torch.Tensor, name: str) -> None:
     if t.dtype != like.dtype:
-        raise LsalsaError(
-            f"{name}: dtype {t.dtype} does not match the problem's {like.dtype}; "
-            f"convert one of them (e.g. problem.to(dtype={t.dtype}))"
-        )
+        hint = (f"convert one of them (e.g. problem.to(dtype={t.dtype}))" if t.dtype.is_floating_point
+                else f"convert it to the problem's (e.g. {name}.to({like.dtype}))")
+        raise LsalsaError(f"{name}: dtype {t.dtype} does not match the problem's {like.dtype}; {hint}")
     if t.device != like.device:
         raise LsalsaError(f"{name}: device {t.device} does not match the problem's {like.device}")
 

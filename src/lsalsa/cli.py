@@ -70,10 +70,18 @@ def _cmd_demo(args) -> int:
              f"({r['time_s']:.3f} s)")
     T = max(r["T"] for r in sep)
     stride = load_config("demo_mca", args.set).separation.stride  # the run's: _claim checked they agree
-    _log(f"separate your own picture: lsalsa separate {mca / 'separation' / 'mixture.png'} "
-         f"--model {mca / 'models' / f'lsalsa_T{T}.model'}{f' --stride {stride}' if stride else ''} --out separated/")
+    _log(f"separate your own picture: {_this_command()} separate {mca / 'separation' / 'mixture.png'} "
+         f"--model {mca / 'models' / f'lsalsa_T{T}.model'}{f' --stride {stride}' if stride else ''} "
+         f"--out {mca / 'separated'}")
     _log(f"demo finished: open {Path(args.out) / 'demo' / 'report.html'} and {mca / 'report.html'}")
     return 0
+
+
+def _this_command() -> str:
+    """How this process was started, to repeat in a hint: the ``lsalsa`` script by the path it
+    was called with (a bare ``lsalsa`` is not on the PATH outside the venv), else ``python -m``."""
+    script = Path(sys.argv[0])
+    return str(script) if script.name == "lsalsa" else f"{sys.executable} -m lsalsa"
 
 
 def _at_least_one(value: int | None, option: str) -> None:

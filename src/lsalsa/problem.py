@@ -33,10 +33,13 @@ class LassoProblem:
         M, N = A.shape
         if N == 0:
             raise LsalsaError("A: expected at least one atom (column), got shape (M, 0)")
-        norms = torch.linalg.vector_norm(A, dim=0)
-        zero = torch.nonzero(norms == 0).flatten()
+        zero = torch.nonzero(~(A != 0).any(dim=0)).flatten()
         if zero.numel():
             raise LsalsaError(f"A: expected no zero column, but column(s) {zero[:10].tolist()} are all zero")
+        tiny = torch.nonzero(torch.linalg.vector_norm(A, dim=0) == 0).flatten()  # squares underflow
+        if tiny.numel():
+            raise LsalsaError(f"A: column(s) {tiny[:10].tolist()} are so small that their norm underflows in "
+                              f"{A.dtype}; rescale A (e.g. to unit-norm atoms)")
         sizes = check_dict_sizes(dict_sizes, N)
         self.A = A
         self.dict_sizes = sizes
