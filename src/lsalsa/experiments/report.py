@@ -28,6 +28,9 @@ from .context import RunContext, load_step, read_step_json
 MAX_SOLVER_ITERS = 1000
 
 
+SOURCE_NAMES = ("digits", "natural photo")  # the sources of the runner's mixtures, in dictionary order
+
+
 def _table(rows: list[dict], value: str, fmt: str) -> tuple[list[str], list[list[str]]]:
     """A method x T table of ``value``: header and rows (T down, methods across, as Tables 1-8)."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
@@ -195,7 +198,7 @@ Section = tuple[str, str, list]  # (title, text, [(header, body) of each table])
 
 
 def _sections(c: ExperimentConfig, problem: LassoProblem, rows: list[dict], n_test: int,
-              acc: dict[str, Any] | None) -> list[Section]:
+              acc: dict[str, Any] | None, n_images: int = 0) -> list[Section]:
     """The report's tables, in order."""
     sections: list[Section] = []
     sections.append(("Code error (RMSE against the optimal codes)", "code RMSE = sqrt(mean over test signals and atoms of (x - x*)^2)"
@@ -204,12 +207,19 @@ def _sections(c: ExperimentConfig, problem: LassoProblem, rows: list[dict], n_te
                      [_table(rows, "rmse", ".4g")]))
     sections.append(("Inference time [s] (median, whole test set)", f"{n_test} test signals", [_table(rows, "time_s", ".3g")]))
     if any("class_error" in r for r in rows):
-        sections.append(("Classification error [%]", "Logistic regression trained on the optimal test codes, applied to each method's codes",
-                         [_table(rows, "class_error", ".2f")]))
+        on = f" ({n_images} labelled test images)" if n_images else ""
+        sections.append(("Classification error [%]", "Logistic regression trained on the optimal test codes, applied "
+                         f"to each method's codes{on}", [_table(rows, "class_error", ".2f")]))
     if any("psnr_1" in r for r in rows):
-        sections.append(("Separated sources: PSNR [dB]", "PSNR of A_i x_i against each true source y_i: one table per "
-                         "source, in dictionary order (in the shipped MCA configs 1 = digits, 2 = natural photos)",
-                         [_table(rows, f"psnr_{i + 1}", ".2f") for i in range(problem.n_dicts)]))
+        text = "PSNR of A_i x_i against each true source y_i (sources in [0, 1]), one table per source"
+        if any(r.get(f"psnr_{i + 1}", 0) < 0 for r in rows for i in range(problem.n_dicts)):
+            text += ("; a negative PSNR is an error larger than the source itself: one iteration of truncated SALSA "
+                     "from x = A^T y (Algorithm 2) overshoots the codes by far (compare its code error)")
+        tables = [_table(rows, f"psnr_{i + 1}", ".2f") for i in range(problem.n_dicts)]
+        names = SOURCE_NAMES if c.data.kind == "mixture" and problem.n_dicts == len(SOURCE_NAMES) else ()
+        for i, (header, _) in enumerate(tables):
+            header[0] = f"T (source {i + 1}{': ' + names[i] if names else ''})"
+        sections.append(("Separated sources: PSNR [dB]", text, tables))
     sections.append(("Sparsity (fraction of zero code entries)", "", [_table(rows, "sparsity", ".3f")]))
     if acc:
         ref = acc["reference"]
@@ -301,7 +311,8 @@ def write_report(run: RunContext, problem: LassoProblem, rows: list[dict], array
     X_star = torch.from_numpy(np.array(X_test)).to(problem.device, problem.dtype)
     acc = acceleration(run, problem, rows, Y_test, X_star)
     figs = _figures(run, problem, rows, arrays)
-    sections = [_provenance(run, arrays, codes_facts)] + _sections(run.config, problem, rows, len(Y_test), acc)
+    sections = [_provenance(run, arrays, codes_facts)] + _sections(run.config, problem, rows, len(Y_test), acc,
+                                                                  len(arrays.get("labels", ())))
     if separation:
         sections.append(_separation_section(run.config, separation))
         figs += _separation_figures(separation)
