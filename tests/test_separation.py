@@ -182,3 +182,45 @@ def test_cli_separate_errors_are_one_line(tmp_path, lsalsa_model, capsys, argv, 
     assert main([subst.get(a, a) for a in argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("lsalsa: error: ") and message in err and err.count("\n") == 1
+
+
+def test_float_and_32_bit_tiffs_read_as_their_values(tmp_path):
+    """Pillow's mode F (float TIFF) read near-black and mode I (int32) all white through RGB."""
+    ramp = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    Image.fromarray(ramp, mode="F").save(tmp_path / "f.tif")
+    np.testing.assert_allclose(read_image(tmp_path / "f.tif"), ramp, atol=1e-7)
+    Image.fromarray((ramp * 65535).round().astype(np.int32), mode="I").save(tmp_path / "i.tif")
+    np.testing.assert_allclose(read_image(tmp_path / "i.tif"), ramp, atol=1 / 65535)
+    Image.fromarray(ramp * 3, mode="F").save(tmp_path / "f3.tif")
+    with pytest.raises(LsalsaError, match=r"float pixels must lie in \[0, 1\], got \[0, 3\]"):
+        read_image(tmp_path / "f3.tif")
+    Image.fromarray(np.full((8, 8), 70000, dtype=np.int32), mode="I").save(tmp_path / "big.tif")
+    with pytest.raises(LsalsaError, match=r"big.tif: 32-bit integer pixels in \[70000, 70000\], outside the 16-bit range"):
+        read_image(tmp_path / "big.tif")
+
+
+def test_sources_are_written_in_the_pictures_units(tmp_path, lsalsa_model, digits, capsys):
+    """Sources are written in the picture's units (model units / input_scale, 2 here as in the
+    demo's models): where nothing is clipped they add up to the reconstruction, and the log says
+    how much was clipped."""
+    import dataclasses
+
+    lsalsa_model = dataclasses.replace(lsalsa_model, input_scale=2.0)  # as the demo's models
+    save_model(lsalsa_model, tmp_path / "m.model")
+    img = digits[:6].reshape(6, 8, 8).transpose(1, 0, 2).reshape(8, 48)
+    Image.fromarray((img * 255).round().astype(np.uint8)).save(tmp_path / "mix.png")
+    out = tmp_path / "out"
+    assert main(["separate", str(tmp_path / "mix.png"), "--model", str(tmp_path / "m.model"), "--stride", "4",
+                 "--out", str(out)]) == 0
+    read = {n: np.asarray(Image.open(out / f"{n}.png"), dtype=np.float64) / 255
+            for n in ("source1_digits", "source2_dct", "reconstruction")}
+    sep = separate_image(read_image(tmp_path / "mix.png"), lsalsa_model, stride=4)
+    for name, src in zip(("source1_digits", "source2_dct"), sep.sources):
+        np.testing.assert_allclose(read[name], np.clip(src / sep.input_scale, 0, 1), atol=0.5 / 255 + 1e-9)
+    raw = [src / sep.input_scale for src in sep.sources]
+    inside = ((raw[0] >= 0) & (raw[0] <= 1) & (raw[1] >= 0) & (raw[1] <= 1) & (raw[0] + raw[1] <= 1))
+    assert inside.mean() > 0.2  # the synthetic DCT source is signed: only these pixels are unclipped
+    np.testing.assert_allclose((read["source1_digits"] + read["source2_dct"])[inside], read["reconstruction"][inside],
+                               atol=1.5 / 255)
+    log = capsys.readouterr().out
+    assert "sources are written in the picture's units (they add up to reconstruction.png)" in log

@@ -109,8 +109,11 @@ def _cmd_separate(args) -> int:
     paths = save_separation(sep, args.out, title=f"{Path(args.mixture).name}: {model.method} ({Path(args.model).name})")
     _log(f"separated {picture.shape[1]}x{picture.shape[0]} pixels ({n_patches} patches of "
          f"{model.patch_size}x{model.patch_size}) with {model.method} in {elapsed:.2f} s")
+    clipped = paths.pop("clipped")
     for name, path in paths.items():
         _log(f"  {name:15s} {path}")
+    _log("sources are written in the picture's units (they add up to reconstruction.png)" + "".join(
+        f"; {name}: {100 * f:.1f}% of pixels clipped to [0, 1]" for name, f in clipped.items() if f > 0))
     return 0
 
 

@@ -137,6 +137,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             im.load()
             if im.mode in ("I;16", "I;16B", "I;16L"):
                 arr = np.asarray(im).astype(np.uint16)
+            elif im.mode == "F":  # float pixels (e.g. a float TIFF): to_gray wants them in [0, 1]
+                arr = np.asarray(im, dtype=np.float64)
+            elif im.mode == "I":  # 32-bit integers: 16-bit data as many tools store it
+                arr = np.asarray(im)
+                if arr.min() < 0 or arr.max() > 65535:
+                    raise LsalsaError(f"{path}: 32-bit integer pixels in [{arr.min()}, {arr.max()}], outside the "
+                                      f"16-bit range [0, 65535]; save it as 8- or 16-bit, or as float in [0, 1]")
+                arr = arr.astype(np.uint16)
             else:
                 arr = np.asarray(im.convert("RGBA" if "A" in im.mode else "RGB"))
     except (UnidentifiedImageError, OSError, ValueError) as exc:
@@ -236,12 +244,15 @@ def separate_image(
 
 
 def save_separation(sep: Separation, out_dir: str | os.PathLike, *, truth: np.ndarray | None = None,
-                    title: str = "") -> dict[str, Path]:
+                    title: str = "") -> dict[str, Any]:
     """Write one PNG per source, the reconstruction and a side-by-side figure into ``out_dir``.
 
-    Sources are written in model units clipped to [0, 1] (each looks like the training signals
-    of its source); ``reconstruction.png`` in the units of the input picture, so it can be
-    compared with it pixel for pixel. ``truth`` (D, H, W), when known, adds a row of the true
+    Sources and ``reconstruction.png`` are written in the units of the input picture (model
+    units / ``input_scale``): the sources add up to the reconstruction, which can be compared
+    with the picture pixel for pixel. (In model units a source fills [0, 1], as the training
+    sources did; a plain photograph, all of it one source, is then twice the range and half its
+    pixels saturated.) Pixels outside [0, 1] are clipped and counted in ``paths["clipped"]``
+    (the fraction per written picture). ``truth`` (D, H, W), when known, adds a row of the true
     sources to the figure. Returns the written paths by name.
     """
     from . import plots
@@ -249,14 +260,17 @@ def save_separation(sep: Separation, out_dir: str | os.PathLike, *, truth: np.nd
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    for i, (name, src) in enumerate(zip(sep.names, sep.sources)):
-        paths[name] = out / f"source{i + 1}_{_slug(name)}.png"
-        write_image(src, paths[name])
-    paths["reconstruction"] = out / "reconstruction.png"
-    write_image(sep.reconstruction / sep.input_scale, paths["reconstruction"])
+    clipped: dict[str, float] = {}
+    pictures = [(name, out / f"source{i + 1}_{_slug(name)}.png", src) for i, (name, src) in
+                enumerate(zip(sep.names, sep.sources))] + [("reconstruction", out / "reconstruction.png", sep.reconstruction)]
+    for name, path, image in pictures:
+        image = image / sep.input_scale
+        paths[name] = path
+        write_image(image, path)
+        clipped[name] = float(np.mean((image < 0) | (image > 1)))
     paths["figure"] = out / "separation.png"
     plots.save(plots.plot_separation(sep.mixture, sep.sources, sep.names, truth=truth, title=title), paths["figure"])
-    return paths
+    return {**paths, "clipped": clipped}
 
 
 def _slug(name: str) -> str:
