@@ -38,3 +38,12 @@ def test_hint_repeats_the_command_as_it_was_started(monkeypatch):
     assert cli._this_command() == "/some/venv/bin/lsalsa"
     monkeypatch.setattr(sys, "argv", [str(Path(cli.__file__).with_name("__main__.py")), "demo"])
     assert cli._this_command() == f"{sys.executable} -m lsalsa"
+
+
+def test_a_positive_count_says_so_for_negatives_too():
+    problem = lsalsa.LassoProblem(torch.eye(4))
+    for bad in (-3, 0, 2.5):
+        with pytest.raises(lsalsa.LsalsaError, match=rf"^max_iter: expected an integer >= 1, got {bad}$"):
+            lsalsa.salsa(problem, torch.ones(2, 4), max_iter=bad)
+    with pytest.raises(lsalsa.LsalsaError, match=r"^n_iter: expected an integer >= 0, got -1$"):
+        lsalsa.salsa(problem, torch.ones(2, 4), n_iter=-1)

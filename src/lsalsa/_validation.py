@@ -105,19 +105,16 @@ def check_nonneg_float(value: Any, name: str) -> float:
     return v
 
 
-def check_nonneg_int(value: Any, name: str) -> int:
+def check_nonneg_int(value: Any, name: str, low: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise LsalsaError(f"{name}: expected an integer >= 0, got {value!r}")
-    if value < 0:
-        raise LsalsaError(f"{name}: expected an integer >= 0, got {value}")
+        raise LsalsaError(f"{name}: expected an integer >= {low}, got {value!r}")
+    if value < low:
+        raise LsalsaError(f"{name}: expected an integer >= {low}, got {value}")
     return int(value)
 
 
 def check_positive_int(value: Any, name: str) -> int:
-    v = check_nonneg_int(value, name)
-    if v == 0:
-        raise LsalsaError(f"{name}: expected an integer >= 1, got 0")
-    return v
+    return check_nonneg_int(value, name, low=1)
 
 
 def _as_float(value: Any, name: str) -> float:
