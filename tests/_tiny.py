@@ -3,6 +3,8 @@ faults and of the command line: built once per module, copied for each test that
 import shutil
 from pathlib import Path
 
+import pytest
+
 from lsalsa.experiments import load_config, run_experiment
 
 TINY = """
@@ -38,3 +40,22 @@ def build(root: Path) -> tuple[Path, Path]:
 
 def copy(run: Path, to: Path) -> Path:
     return Path(shutil.copytree(run, to))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """``(config file, run directory)`` of the tiny run, built once per module."""
+    return build(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture
+def run(tiny, tmp_path):
+    """A copy of the tiny run to break, and its config."""
+    return tiny[0], copy(tiny[1], tmp_path / "run")
+
+
+def one_line_error(capsys) -> str:
+    """The CLI's stderr, asserted to be one ``lsalsa: error: ...`` line and no traceback."""
+    err = capsys.readouterr().err
+    assert err.startswith("lsalsa: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err

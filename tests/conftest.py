@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 from scipy.fft import idctn
 from sklearn.datasets import load_digits
 
@@ -16,7 +17,8 @@ def one_thread():
     kept the machine's 2 cores busy."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with threadpool_limits(1):  # numpy's BLAS too (scikit-learn's checks and baselines)
+        yield
     torch.set_num_threads(threads)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from _tiny import build, copy
+from _tiny import one_line_error, run, tiny  # noqa: F401  (the fixtures)
 from lsalsa import LassoProblem, LsalsaError
 from lsalsa.bundle import SeparationModel, save_model
 from lsalsa.cli import _progress, build_parser, main
@@ -20,22 +20,6 @@ from lsalsa.experiments.context import RunContext
 from lsalsa.experiments.report import _provenance
 from lsalsa.files import load_npz, read_torch, save_torch
 from lsalsa.separation import write_image
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture
-def run(tiny, tmp_path):
-    return tiny[0], copy(tiny[1], tmp_path / "run")
-
-
-def _one_line_error(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.startswith("lsalsa: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 # ---- item 3: version and device ------------------------------------------------------------
@@ -51,10 +35,10 @@ def test_device_option_and_key(run, capsys):
     assert main(["codes", str(cfg), "--out", str(run_dir), "--device", "cpu"]) == 0
     assert "on cpu" not in capsys.readouterr().out  # cached: nothing computed
     assert main(["codes", str(cfg), "--out", str(run_dir), "--device", "tpu"]) == 2
-    assert "device must be 'cpu', 'cuda', 'cuda:<index>', 'mps' or 'auto', got 'tpu'" in _one_line_error(capsys)
+    assert "device must be 'cpu', 'cuda', 'cuda:<index>', 'mps' or 'auto', got 'tpu'" in one_line_error(capsys)
     if not torch.cuda.is_available():
         assert main(["codes", str(cfg), "--out", str(run_dir), "--set", "device=cuda"]) == 2
-        assert "device: 'cuda' is not available" in _one_line_error(capsys)
+        assert "device: 'cuda' is not available" in one_line_error(capsys)
     # another device resumes the same run (the device is not part of what a run computes)
     assert main(["report", str(run_dir), "--device", "auto"]) == 0
     assert "Computed on cpu" in (run_dir / "report.md").read_text() or torch.cuda.is_available()
@@ -87,11 +71,11 @@ def test_explicit_lsalsa_data_without_data_is_an_error(tiny, tmp_path, monkeypat
     empty.mkdir()
     monkeypatch.setenv(paths.ENV_VAR, str(empty))
     assert main(["learn-dict", str(tiny[0]), "--out", str(tmp_path / "run")]) == 2
-    err = _one_line_error(capsys)
+    err = one_line_error(capsys)
     assert str(empty) in err and f"lsalsa data fetch --data-dir {empty}" in err
     monkeypatch.setenv(paths.ENV_VAR, str(tmp_path / "nowhere"))
     assert main(["learn-dict", str(tiny[0]), "--out", str(tmp_path / "run2")]) == 2
-    assert "$LSALSA_DATA: directory" in _one_line_error(capsys)
+    assert "$LSALSA_DATA: directory" in one_line_error(capsys)
 
 
 def test_mnist_fallback_is_announced_and_reported(tiny, tmp_path, monkeypatch):
@@ -122,34 +106,34 @@ def test_mnist_fallback_is_announced_and_reported(tiny, tmp_path, monkeypatch):
 def test_bad_values_are_one_line(tiny, tmp_path, capsys, sets, says):
     argv = ["run", str(tiny[0]), "--out", str(tmp_path / "run")] + [a for s in sets for a in ("--set", s)]
     assert main(argv) == 2
-    assert says in _one_line_error(capsys)
+    assert says in one_line_error(capsys)
 
 
 def test_huge_n_test_is_refused_like_n_train(tiny, tmp_path, capsys):
     assert main(["learn-dict", str(tiny[0]), "--out", str(tmp_path / "run"), "--set", "data.n_test=100000000"]) == 2
-    assert "data.n_test: 100000000 signals asked for (after data.scale), the source gives" in _one_line_error(capsys)
+    assert "data.n_test: 100000000 signals asked for (after data.scale), the source gives" in one_line_error(capsys)
 
 
 def test_out_that_is_a_file_or_read_only(tiny, tmp_path, capsys, monkeypatch):
     f = tmp_path / "file"
     f.write_text("x")
     assert main(["learn-dict", str(tiny[0]), "--out", str(f)]) == 2
-    assert f"--out: {f} is a file, not a run directory" in _one_line_error(capsys)
+    assert f"--out: {f} is a file, not a run directory" in one_line_error(capsys)
     assert main(["separate", str(f), "--model", str(f), "--out", str(f)]) == 2
-    assert f"--out: {f} is a file, not a directory" in _one_line_error(capsys)
+    assert f"--out: {f} is a file, not a directory" in one_line_error(capsys)
 
     def read_only(self, *a, **k):
         raise OSError(errno.EROFS, "Read-only file system", str(self))
 
     monkeypatch.setattr(pathlib.Path, "mkdir", read_only)
     assert main(["learn-dict", str(tiny[0]), "--out", str(tmp_path / "ro" / "run")]) == 2
-    assert "cannot create the run directory" in _one_line_error(capsys)
+    assert "cannot create the run directory" in one_line_error(capsys)
 
 
 @pytest.mark.parametrize("option, value", [("--stride", "-1"), ("--stride", "0"), ("--batch-size", "0")])
 def test_separate_bad_numbers(tmp_path, capsys, option, value):
     assert main(["separate", "pic.png", "--model", "m.model", "--out", str(tmp_path / "o"), option, value]) == 2
-    assert f"{option}: expected an integer >= 1, got {value}" in _one_line_error(capsys)
+    assert f"{option}: expected an integer >= 1, got {value}" in one_line_error(capsys)
 
 
 def _model_files(tmp_path):
@@ -203,7 +187,7 @@ def test_inconsistent_model_files_are_named_on_load(tmp_path, capsys, model, cha
     capsys.readouterr()
     _edit(path, change)
     assert main(["separate", str(tmp_path / "pic.png"), "--model", str(path), "--out", str(tmp_path / "o")]) == 2
-    err = _one_line_error(capsys)
+    err = one_line_error(capsys)
     assert str(path) in err and says in err
 
 
@@ -221,7 +205,7 @@ def test_unconverged_codes_stop_the_run_unless_allowed(run, capsys):
     (run_dir / "config.json").unlink()  # the tiny run's cached data and dictionary, other codes settings
     sets = ["--set", "codes.solver='fista'", "--set", "codes.max_iter=2", "--set", "codes.tol=1e-12"]
     assert main(["codes", str(cfg), "--out", str(run_dir)] + sets) == 2
-    err = _one_line_error(capsys)
+    err = one_line_error(capsys)
     assert "the optimal codes of the train signals did not all converge within codes.max_iter=2" in err
     assert "--set codes.allow_unconverged=true" in err
     assert main(["run", str(cfg), "--out", str(run_dir)] + sets + ["--set", "codes.allow_unconverged=true"]) == 0

@@ -10,29 +10,12 @@ import sys
 import numpy as np
 import pytest
 
-from _tiny import build, copy
+from _tiny import one_line_error, run, tiny  # noqa: F401  (the fixtures)
 from lsalsa.cli import main
 from lsalsa.experiments import load_config
 from lsalsa.experiments.context import RunContext
 from lsalsa.experiments.runner import step_separate
 from lsalsa.files import directory_lock, save_npz
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture
-def run(tiny, tmp_path):
-    """A copy of the tiny run to break, and its config."""
-    return tiny[0], copy(tiny[1], tmp_path / "run")
-
-
-def _one_line_error(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.startswith("lsalsa: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 def _truncate(p):
@@ -84,7 +67,7 @@ def test_damaged_run_file_is_one_line_naming_it(run, capsys, name, damage, comma
     cfg, run_dir = run
     damage(run_dir / name)
     assert main([command, str(cfg), "--out", str(run_dir)]) == 2
-    err = _one_line_error(capsys)
+    err = one_line_error(capsys)
     assert says in err and err.rstrip().endswith("delete it to recompute the step")
 
 
@@ -94,9 +77,9 @@ def test_damaged_config_json_is_one_line(run, capsys, text, says):
     cfg, run_dir = run
     (run_dir / "config.json").write_bytes(text)
     assert main(["codes", str(cfg), "--out", str(run_dir)]) == 2
-    assert "config.json: " + says in _one_line_error(capsys)
+    assert "config.json: " + says in one_line_error(capsys)
     assert main(["report", str(run_dir)]) == 2
-    assert "config.json: " + says in _one_line_error(capsys)
+    assert "config.json: " + says in one_line_error(capsys)
 
 
 def test_damaged_separation_json_is_one_line(tmp_path):
@@ -134,7 +117,7 @@ def test_full_disk_before_the_codes_memmap(run, capsys, monkeypatch):
     usage = lsalsa.files.shutil.disk_usage(run_dir)
     monkeypatch.setattr(lsalsa.files.shutil, "disk_usage", lambda p: usage._replace(free=1000))
     assert main(["codes", str(cfg), "--out", str(run_dir)]) == 2
-    err = _one_line_error(capsys)
+    err = one_line_error(capsys)
     assert "tiny-train" in err and "MiB free" in err and "free some space" in err
     assert list((run_dir / "codes").iterdir()) == []
 
@@ -186,7 +169,7 @@ def test_second_run_into_a_directory_is_refused(run, capsys):
     cfg, run_dir = run
     with directory_lock(run_dir):
         assert main(["codes", str(cfg), "--out", str(run_dir)]) == 2
-    err = _one_line_error(capsys)
+    err = one_line_error(capsys)
     assert f"in use by another lsalsa process (pid {os.getpid()})" in err
 
 
@@ -198,7 +181,7 @@ def test_lock_of_a_killed_process_is_free(run, capsys):
     try:
         assert holder.stdout.readline().strip() == "held"
         assert main(["codes", str(cfg), "--out", str(run_dir)]) == 2
-        assert f"(pid {holder.pid})" in _one_line_error(capsys)
+        assert f"(pid {holder.pid})" in one_line_error(capsys)
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()

@@ -152,13 +152,19 @@ def test_separate_errors(kwargs, image, message):
         separate_image(image, identity_model(8), **kwargs)
 
 
-def test_cli_separate_writes_sources_reconstruction_and_figure(tmp_path, lsalsa_model, digits, capsys):
-    save_model(lsalsa_model, tmp_path / "m.model")
+def _separate_digit_strip(tmp_path, model, digits):
+    """``lsalsa separate`` of six digits side by side (8 x 48) with ``model``; the output dir."""
+    save_model(model, tmp_path / "m.model")
     img = digits[:6].reshape(6, 8, 8).transpose(1, 0, 2).reshape(8, 48)
     Image.fromarray((img * 255).round().astype(np.uint8)).save(tmp_path / "mix.png")
     out = tmp_path / "out"
     assert main(["separate", str(tmp_path / "mix.png"), "--model", str(tmp_path / "m.model"), "--stride", "4",
                  "--out", str(out)]) == 0
+    return out
+
+
+def test_cli_separate_writes_sources_reconstruction_and_figure(tmp_path, lsalsa_model, digits, capsys):
+    out = _separate_digit_strip(tmp_path, lsalsa_model, digits)
     names = sorted(p.name for p in out.iterdir())
     assert names == ["reconstruction.png", "separation.png", "source1_digits.png", "source2_dct.png"]
     for name in names:
@@ -206,12 +212,7 @@ def test_sources_are_written_in_the_pictures_units(tmp_path, lsalsa_model, digit
     import dataclasses
 
     lsalsa_model = dataclasses.replace(lsalsa_model, input_scale=2.0)  # as the demo's models
-    save_model(lsalsa_model, tmp_path / "m.model")
-    img = digits[:6].reshape(6, 8, 8).transpose(1, 0, 2).reshape(8, 48)
-    Image.fromarray((img * 255).round().astype(np.uint8)).save(tmp_path / "mix.png")
-    out = tmp_path / "out"
-    assert main(["separate", str(tmp_path / "mix.png"), "--model", str(tmp_path / "m.model"), "--stride", "4",
-                 "--out", str(out)]) == 0
+    out = _separate_digit_strip(tmp_path, lsalsa_model, digits)
     read = {n: np.asarray(Image.open(out / f"{n}.png"), dtype=np.float64) / 255
             for n in ("source1_digits", "source2_dct", "reconstruction")}
     sep = separate_image(read_image(tmp_path / "mix.png"), lsalsa_model, stride=4)

@@ -15,7 +15,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
-from threadpoolctl import threadpool_limits
 
 import lsalsa
 from lsalsa import LassoProblem, LsalsaError
@@ -26,15 +25,7 @@ from lsalsa.solvers.salsa import DEFAULT_MU
 CHEAP = dict(n_atoms=8, n_layers=3, dict_epochs=2, epochs=2, solver_max_iter=200, random_state=0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Thousands of small matrix products: one thread loses nothing and avoids OpenMP/BLAS
-    barriers stalling when other processes keep the 2 cores busy (see test_train.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
