@@ -32,6 +32,7 @@ class SolverResult:
     change : the last relative change ``max_b ||x_k - x_{k-1}|| / ||x_k||`` over the batch (the
         stopping rule).
     settings : what the solver resolved and ran with (SALSA: ``mu``, ``relaxation``, ``polish``).
+    kkt : the :func:`lsalsa.kkt.certify` verdict behind ``converged`` (None for a truncated run).
     """
 
     X: torch.Tensor
@@ -39,6 +40,7 @@ class SolverResult:
     converged: bool
     change: float
     settings: dict[str, Any] = field(default_factory=dict)
+    kkt: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 def check_run_args(problem: Any, Y: Any, n_iter: Any, tol: Any, max_iter: Any) -> tuple[torch.Tensor, int, bool, float]:
@@ -53,18 +55,18 @@ def check_run_args(problem: Any, Y: Any, n_iter: Any, tol: Any, max_iter: Any) -
 
 
 def converged(name: str, problem: LassoProblem, Y: torch.Tensor, X: torch.Tensor, tol: float, iters: int,
-              truncated: bool) -> bool:
-    """The verdict of a run (:class:`SolverResult`'s ``converged``): the KKT test of every row,
-    warned about when it fails; False and no test for a truncated run.
+              truncated: bool) -> tuple[bool, dict[str, Any] | None]:
+    """The verdict of a run (:class:`SolverResult`'s ``converged`` and ``kkt``): the KKT test of
+    every row, warned about when it fails; ``(False, None)`` and no test for a truncated run.
     ``Y: (B, M)``, ``X: (B, N)``; ``name`` and ``iters`` (the ``max_iter`` allowed) word the warning."""
     if truncated:
-        return False
+        return False, None
     verdict = certify(problem.A, Y, X, problem.thresholds, tol)
     if bool(verdict["ok"].all()):
-        return True
+        return True, verdict
     warnings.warn(f"{name} (max_iter={iters}, tol={tol:g}): {convergence_message(problem, X.dtype, verdict)}",
                   LsalsaConvergenceWarning, stacklevel=3)
-    return False
+    return False, verdict
 
 
 def convergence_message(problem: LassoProblem, dtype: torch.dtype, verdict: dict[str, Any]) -> str:

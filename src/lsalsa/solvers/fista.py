@@ -39,8 +39,8 @@ def fista(
         blocks = row_blocks(b) if callback is None else [slice(None)]
         runs = [_fista_loop(b[r], S.T, theta, iters, truncated, tol, callback, check_every) for r in blocks]
         X, k, change = torch.cat([x for x, _, _ in runs]), max(k for _, k, _ in runs), max(c for _, _, c in runs)
-        ok = converged("fista", problem, Y, X, tol, iters, truncated)
-    return SolverResult(X, k, ok, change)
+        ok, kkt = converged("fista", problem, Y, X, tol, iters, truncated)
+    return SolverResult(X, k, ok, change, kkt=kkt)
 
 
 def _fista_loop(

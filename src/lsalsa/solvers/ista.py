@@ -82,5 +82,5 @@ def ista(
                 break
             if not truncated and change < tol:
                 break
-        ok = converged("ista", problem, Y, X, tol, iters, truncated)
-    return SolverResult(X, k, ok, change)
+        ok, kkt = converged("ista", problem, Y, X, tol, iters, truncated)
+    return SolverResult(X, k, ok, change, kkt=kkt)

@@ -126,9 +126,9 @@ def salsa(
                                            certify=lambda i, X, Y_r=Y_r: certify(problem.A, Y_r[i], X, problem.thresholds, tol)["ok"],
                                            callback=callback))
         U, k, changes = torch.cat([u for u, _, _ in runs]), max(k for _, k, _ in runs), torch.cat([c for _, _, c in runs])
-        ok = converged("salsa", problem, Y, U, tol, iters, truncated)
+        ok, kkt = converged("salsa", problem, Y, U, tol, iters, truncated)
     change = float(changes.max()) if changes.numel() else 0.0
-    return SolverResult(U, k, ok, change, settings)
+    return SolverResult(U, k, ok, change, settings, kkt)
 
 
 def _truncated(AtY: torch.Tensor, S: torch.Tensor, mu: float, threshold: torch.Tensor | float, iters: int,
