@@ -24,9 +24,8 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +105,7 @@ def write_json(path: PathLike, obj: Any) -> Path:
 
 
 _TMP_MARK = ".tmp"
-_TMP_NAME = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.tmp")  # what atomic_write names a temporary
+_TMP_NAME = re.compile(rf"^\..+\.(\d+)-[0-9a-f]{{8}}{re.escape(_TMP_MARK)}")  # what atomic_write names a temporary
 
 
 def _alive(pid: int) -> bool:
@@ -114,8 +113,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process
-        return True
+    except PermissionError:  # another user's process: alive
+        pass
     return True
 
 
