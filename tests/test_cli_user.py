@@ -11,7 +11,7 @@ import torch
 
 from _tiny import one_line_error, run, tiny  # noqa: F401  (the fixtures)
 from lsalsa import LassoProblem, LsalsaError
-from lsalsa.bundle import SeparationModel, save_model
+from lsalsa.bundle import SeparationModel, load_model, save_model
 from lsalsa.cli import _progress, build_parser, main
 from lsalsa.data import paths
 from lsalsa.encoders import LSALSA
@@ -171,7 +171,8 @@ def _n_layers(o):
 
 
 @pytest.mark.parametrize("model, change, says", [
-    ("salsa", _set("info", [1, 2]), "damaged model file (TypeError"),
+    ("salsa", _set("info", [1, 2]), "info must be a table, got [1, 2]"),
+    ("salsa", _set("patch_size", "four"), "patch_size"),
     ("salsa", _set("mu", math.nan), "mu must be a finite number > 0, got nan"),
     ("salsa", _set("mu", "ten"), "mu must be a finite number > 0, got 'ten'"),
     ("lsalsa", _set("dictionaries", None), "dictionaries"),
@@ -189,6 +190,9 @@ def test_inconsistent_model_files_are_named_on_load(tmp_path, capsys, model, cha
     assert main(["separate", str(tmp_path / "pic.png"), "--model", str(path), "--out", str(tmp_path / "o")]) == 2
     err = one_line_error(capsys)
     assert str(path) in err and says in err
+    with pytest.raises(LsalsaError) as exc:  # the library's own load_model checks the same, in one line
+        load_model(path)
+    assert str(exc.value).startswith(f"{path}: ") and says in str(exc.value) and "\n" not in str(exc.value)
 
 
 def test_garbage_npz_is_not_called_pickled(tmp_path):

@@ -111,6 +111,33 @@ def _check_model(m: SeparationModel, where: str) -> None:
         raise LsalsaError(f"{where}: method {m.method!r} is a solver and takes no encoder")
     if m.n_iter is not None:
         m.n_iter = check_positive_int(m.n_iter, "n_iter")
+    _check_consistent(m, where)
+
+
+def _check_consistent(m: SeparationModel, where: str) -> None:
+    """What would only fail, or silently mislead, while separating: alphas, penalties or
+    weights that are not finite numbers, an encoder of another dtype than the dictionaries, an
+    encoder whose number of layers is not the T recorded with it (``info["T"]``)."""
+    problem, enc = m.problem, m.encoder
+    if not all(math.isfinite(a) and a >= 0 for a in problem.alphas.tolist()):
+        raise LsalsaError(f"{where}: alphas must be finite and >= 0, got {problem.alphas.tolist()}")
+    mus = [("mu", m.mu)] + ([("encoder mu", getattr(enc, "mu", None))] if enc is not None else [])
+    for name, mu in mus:
+        if mu is not None and (isinstance(mu, bool) or not isinstance(mu, (int, float)) or not math.isfinite(mu)
+                               or mu <= 0):
+            raise LsalsaError(f"{where}: {name} must be a finite number > 0, got {mu!r}")
+    if not isinstance(m.info, dict):
+        raise LsalsaError(f"{where}: info must be a table, got {m.info!r}")
+    if enc is None:
+        return
+    for name, t in enc.state_dict().items():
+        if t.is_floating_point() and t.dtype != problem.dtype:
+            raise LsalsaError(f"{where}: the encoder's {name} is {t.dtype}, the dictionaries are {problem.dtype}")
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise LsalsaError(f"{where}: the encoder's {name} holds NaN or Inf")
+    T = m.info.get("T")
+    if T is not None and T != enc.n_layers:
+        raise LsalsaError(f"{where}: the encoder has {enc.n_layers} layers, the model was written for T={T}")
 
 
 def save_model(model: SeparationModel, path: str | os.PathLike) -> None:
@@ -133,7 +160,9 @@ def load_model(path: str | os.PathLike, *, device: Any = None) -> SeparationMode
     """Read a model written by :func:`save_model` (on ``device``, default CPU).
 
     Raises :class:`LsalsaError` naming the file and what is wrong: missing, truncated or
-    foreign file, missing fields, dictionaries that do not match the patch size or the encoder.
+    foreign file, missing fields or fields of the wrong type, dictionaries that do not match
+    the patch size or the encoder, and every check of :class:`SeparationModel` (an encoder of
+    another dtype, weights or a penalty that are not finite, layers that are not the recorded T).
     """
     obj = read_torch(path, MODEL_FORMAT)
     try:
@@ -144,10 +173,18 @@ def load_model(path: str | os.PathLike, *, device: Any = None) -> SeparationMode
         encoder = None if obj.get("encoder") is None else build_encoder(obj["encoder"], path)
         model = SeparationModel(problem, obj["method"], obj["patch_size"], obj["input_scale"],
                                 tuple(obj.get("names") or ()), encoder, obj.get("n_iter"), obj.get("mu"),
-                                dict(obj.get("info") or {}))
+                                _copy(obj.get("info")))
     except KeyError as exc:
         raise LsalsaError(f"{path}: not a complete lsalsa model (missing {exc})") from None
     except LsalsaError as exc:
-        msg = str(exc)
+        msg = str(exc).removeprefix("model: ")
         raise LsalsaError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
+    except (TypeError, ValueError, AttributeError, RuntimeError) as exc:  # a field of the wrong type, deep inside
+        raise LsalsaError(f"{path}: damaged model file ({type(exc).__name__}: {exc})") from None
     return model if device is None else model.to(device)
+
+
+def _copy(info: Any) -> Any:
+    """A copy of a stored ``info`` table (None: an empty one); anything else is passed on for
+    :class:`SeparationModel` to refuse."""
+    return {} if info is None else dict(info) if isinstance(info, dict) else info

@@ -90,15 +90,16 @@ def _at_least_one(value: int | None, option: str) -> None:
 
 
 def _cmd_separate(args) -> int:
+    from .bundle import load_model
     from .experiments.context import resolve_device
-    from .separation import load_checked_model, read_image, save_separation, separate_image
+    from .separation import read_image, save_separation, separate_image
 
     _at_least_one(args.stride, "--stride")
     _at_least_one(args.batch_size, "--batch-size")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise LsalsaError(f"--out: {out} is a file, not a directory")
-    model = load_checked_model(args.model, device=resolve_device(args.device or "cpu"))
+    model = load_model(args.model, device=resolve_device(args.device or "cpu"))
     picture = read_image(args.mixture)
     n_patches = _n_patches(picture.shape, model.patch_size, args.stride)
     t0 = time.perf_counter()

@@ -9,7 +9,6 @@ number of patches.
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,46 +52,6 @@ class Separation:
     def residual(self) -> np.ndarray:
         """(H, W) what the sources do not explain: mixture - reconstruction."""
         return self.mixture - self.reconstruction
-
-
-def check_model(model: SeparationModel, where: Any = "model") -> SeparationModel:
-    """Raise :class:`LsalsaError` naming ``where`` (the model file) when the parts of ``model``
-    disagree in ways that would only fail, or silently mislead, while separating: an encoder of
-    another dtype than the dictionaries, weights or a penalty that are not finite numbers, an
-    encoder whose number of layers is not the T recorded with it. Returns ``model``."""
-    problem, enc = model.problem, model.encoder
-    if not all(math.isfinite(float(a)) and a >= 0 for a in problem.alphas.tolist()):
-        raise LsalsaError(f"{where}: alphas must be finite and >= 0, got {problem.alphas.tolist()}")
-    mus = [("mu", model.mu)] + ([("encoder mu", getattr(enc, "mu", None))] if enc is not None else [])
-    for name, mu in mus:
-        if mu is not None and (isinstance(mu, bool) or not isinstance(mu, (int, float)) or not math.isfinite(mu)
-                               or mu <= 0):
-            raise LsalsaError(f"{where}: {name} must be a finite number > 0, got {mu!r}")
-    if not isinstance(model.info, dict):
-        raise LsalsaError(f"{where}: info must be a table, got {model.info!r}")
-    if enc is None:
-        return model
-    for name, t in enc.state_dict().items():
-        if t.is_floating_point() and t.dtype != problem.dtype:
-            raise LsalsaError(f"{where}: the encoder's {name} is {t.dtype}, the dictionaries are {problem.dtype}")
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise LsalsaError(f"{where}: the encoder's {name} holds NaN or Inf")
-    T = model.info.get("T")
-    if T is not None and T != enc.n_layers:
-        raise LsalsaError(f"{where}: the encoder has {enc.n_layers} layers, the model was written for T={T}")
-    return model
-
-
-def load_checked_model(path: str | os.PathLike, *, device: Any = None) -> SeparationModel:
-    """:func:`lsalsa.bundle.load_model` followed by :func:`check_model`; a file whose fields
-    have the wrong types is named too (``LsalsaError``), never a ``TypeError`` from inside."""
-    try:
-        model = load_model(path, device=device)
-    except (TypeError, ValueError, AttributeError, RuntimeError) as exc:
-        if isinstance(exc, LsalsaError):
-            raise
-        raise LsalsaError(f"{path}: damaged model file ({type(exc).__name__}: {exc})") from None
-    return check_model(model, path)
 
 
 def to_gray(image: Any) -> np.ndarray:
@@ -202,7 +161,7 @@ def separate_image(
     :class:`Separation` with ``mixture (H, W)``, ``sources (D, H, W)`` in model units.
     """
     if not isinstance(model, SeparationModel):
-        model = load_checked_model(model)
+        model = load_model(model)
     p = model.patch_size
     if patch_size is not None and check_positive_int(patch_size, "patch_size") != p:
         raise LsalsaError(f"patch_size: the model codes {p}x{p} patches, got patch_size={patch_size}")
