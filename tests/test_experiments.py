@@ -247,3 +247,28 @@ def test_shipped_configs_load():
         assert c.name == name
     mca = load_config("mnist_natural_mca", ["data.scale=0.1"])
     assert mca.dictionary.n_atoms == [1024, 1024] and mca.codes.mu == 10.0 and mca.scaled(mca.data.n_train) == 2000
+
+
+def test_report_and_analyze_say_what_lsalsa_learned(sc_run, tmp_path, capsys):
+    """Section 5 on the run's trained encoders: the report's section, results/analysis.json, two
+    figures, and ``lsalsa analyze`` on the run directory or one model file."""
+    md = (sc_run / "report.md").read_text()
+    assert "## What LSALSA learned (Section 5)" in md and "| beta_hat/beta |" in md.replace(" | ", " | ")
+    results = json.loads((sc_run / "results" / "analysis.json").read_text())
+    assert sorted(results) == ["1", "2"]
+    for T, r in results.items():
+        th = r["theorem1"]
+        assert len(th["x"]) == len(th["u"]) == int(T)
+        # the u- and d-updates are ADMM's and the x-update solves its system, to float64 rounding
+        assert max(th["u"] + th["d"] + th["x_field"] + [th["readout_error"]]) < 1e-10
+        assert len(r["descent"]["rmse_plain"]) == 21 and r["norm_ratio"][0] > 0
+    for name in ("learned_curvature.png", "learned_descent.png"):
+        assert (sc_run / "figures" / name).read_bytes()[:8] == PNG_MAGIC
+    capsys.readouterr()
+    assert main(["analyze", str(sc_run)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "beta_hat/beta" in out[-3] and [line.split()[0] for line in out[-2:]] == ["1", "2"]
+    assert main(["analyze", str(sc_run / "models" / "lsalsa_T2.pt")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].split()[0] == "2"
+    assert main(["analyze", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err

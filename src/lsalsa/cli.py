@@ -150,6 +150,13 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_analyze(args) -> int:
+    from .experiments.learned import analyze_path
+
+    analyze_path(args.path, log=_log)
+    return 0
+
+
 def _cmd_configs(args) -> int:
     from .experiments import load_config, shipped_configs
 
@@ -232,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir")
     _with_compute_args(rep)
     rep.set_defaults(func=_cmd_report)
+    ana = sub.add_parser("analyze", help="what a trained LSALSA learned (Section 5): learned curvature, Theorem 1 "
+                         "and 2, Eq. 30's descent")
+    ana.add_argument("path", metavar="MODEL_OR_RUN_DIR",
+                     help="a run directory (every trained LSALSA) or its models/lsalsa_T<T>.pt or .model")
+    ana.set_defaults(func=_cmd_analyze)
     sub.add_parser("configs", help="list the shipped experiment configs").set_defaults(func=_cmd_configs)
     data = sub.add_parser("data", help="list or fetch data sets").add_subparsers(dest="data_command", required=True)
     for name, fn in (("list", _cmd_data_list), ("fetch", _cmd_data_fetch)):

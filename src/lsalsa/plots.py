@@ -154,6 +154,46 @@ def plot_atoms(A: np.ndarray, patch_shape: tuple[int, int], *, n_max: int = 100,
     return fig
 
 
+def plot_spectra(spectra: dict[int, np.ndarray], *, title: str = ""):
+    """The learned curvature's spectrum per T (Section 5): ``spectra[T]: (L, N)``, the ascending
+    eigenvalues of ``sym(P)`` of each of L layers, already divided by ``||mu I + A^T A||``."""
+    Ts = sorted(spectra)
+    fig, axes = plt.subplots(1, len(Ts), figsize=(3.2 * len(Ts), 3.2), sharey=True, squeeze=False)
+    for ax, T in zip(axes[0], Ts):
+        eig = np.atleast_2d(spectra[T])
+        for i, e in enumerate(eig):
+            ax.plot(np.arange(1, len(e) + 1), e, lw=1, color=plt.cm.viridis(i / max(len(eig) - 1, 1)),
+                    label=f"layer {i + 1}" if len(eig) > 1 and i in (0, len(eig) - 1) else None)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_title(f"T = {T}")
+        ax.set_xlabel("eigenvalue index")
+        ax.grid(True, alpha=0.3)
+        if len(eig) > 1:
+            ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("eig(sym P) / ||mu I + A^T A||")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_descent(curves: dict[int, tuple[Sequence[float], Sequence[float]]], *, title: str = ""):
+    """Code RMSE per x-descent step (Eq. 30): ``curves[T] = (plain, learned)``, each ``(K + 1,)``;
+    dashed the plain direction, solid the learned one, one colour per T."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for i, (T, (plain, learned)) in enumerate(sorted(curves.items())):
+        color = plt.cm.tab10(i % 10)
+        ax.plot(plain, "--", color=color, lw=1, label=f"plain (T = {T})")
+        ax.plot(learned, "-", color=color, lw=1.5, label=f"Eq. 30, P of T = {T}")
+    ax.set_yscale("log")
+    ax.set_xlabel("gradient steps in x")
+    ax.set_ylabel(AXIS_LABELS["rmse"])
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
 def save(fig, path) -> None:
     """Write a figure as PNG and close it."""
     fig.savefig(path, dpi=110)

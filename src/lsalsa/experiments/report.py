@@ -24,6 +24,7 @@ from ..metrics import code_rmse
 from ..problem import LassoProblem
 from .config import ExperimentConfig
 from .context import RunContext, load_step, read_step_json
+from .learned import learned_section
 
 MAX_SOLVER_ITERS = 1000
 
@@ -316,5 +317,9 @@ def write_report(run: RunContext, problem: LassoProblem, rows: list[dict], array
     if separation:
         sections.append(_separation_section(run.config, separation))
         figs += _separation_figures(separation)
+    learned, learned_figs = learned_section(run, problem, arrays, X_test)
+    if learned:
+        sections.append(learned)
+        figs += learned_figs
     write_text(run.path("report.md"), _markdown(run.config, sections, figs))
     return write_text(run.path("report.html"), _html(run, sections, figs))
