@@ -6,8 +6,12 @@ a range test (``lr="auto"``, :mod:`lsalsa.learning_rate`), warm-up and decay, gr
 clipping, a rollback to the last good epoch (at a lower rate) when training diverges, a
 relative-change stopping rule, best-on-validation restore, optional deep supervision, callbacks,
 a progress bar and atomic checkpoints that resume bit-for-bit. It keeps no global state:
-shuffling uses a ``torch.Generator`` seeded from ``(seed, epoch)``, so the same code runs
-unchanged under DDP.
+shuffling uses a ``torch.Generator`` seeded from ``(seed, epoch)``.
+
+With ``distributed`` it runs on every rank of a torch.distributed process group (started by
+torchrun): each rank reads its shard of every epoch's permutation, gradients are averaged by
+DistributedDataParallel, and every decision is taken from all-reduced losses
+(:mod:`lsalsa.ddp`), so K ranks at ``batch_size`` b take the steps of one process at batch K b.
 """
 from __future__ import annotations
 
@@ -28,11 +32,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._validation import FLOAT_DTYPES
+from .ddp import Ranks, any_rank, from_rank0, join, launched, loss_step, mean_over_ranks
 from .errors import LsalsaError
 from .learning_rate import find_lr, grad_norm, make_optimizer, schedule_factor, set_lr
-from .train_checkpoint import restore_run, save_run
+from .train_checkpoint import read_run, restore_run, save_run
 from .train_config import TrainConfig
-from .training_data import Batches, epoch_batches, training_set, validation_set
+from .training_data import Batches, Tensors, epoch_batches, training_set, validation_set
 
 # TrainConfig fields a resumed run may change without changing what it computes
 _RESUMABLE_CHANGES = ("epochs", "rel_tol", "device", "checkpoint_every")
@@ -94,6 +99,7 @@ def train_encoder(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = False,
+    distributed: bool | None = None,
 ) -> TrainHistory:
     """Train ``encoder`` to map signals to their optimal codes by minimising Eq. 15.
 
@@ -114,6 +120,19 @@ def train_encoder(
     resume : continue the run saved in ``checkpoint`` (start afresh when the file does not exist
         yet). The resumed run ends with exactly the parameters of an uninterrupted one.
     progress : show a tqdm progress bar over epochs.
+    distributed : train on every rank of the torch.distributed process group (the one
+        initialised, else the one torchrun describes; gloo on CPU, NCCL on CUDA, ``device="cuda"``
+        meaning GPU ``LOCAL_RANK``), each rank called with the same full ``Y`` and ``X_star``
+        (arrays or memmaps: it reads its shard of each epoch) and the same arguments.
+        ``config.batch_size`` is per rank: K ranks take the steps of one process at batch K times
+        as large over the same permutation. When K does not divide P, each epoch leaves out the
+        last ``P mod K`` signals of its permutation (as ``DistributedSampler(drop_last=True)``).
+        An iterable of batches is each rank's own (give it a ``DistributedSampler``; every rank
+        must yield as many batches). Losses, stopping, divergence, the best epoch, callbacks'
+        stops and the learning rate are the same on every rank; the ``lr="auto"`` range test
+        runs on rank 0 on batches of K ``batch_size``; only rank 0 writes the checkpoint and shows
+        progress. None (the default): when the process was started by torchrun. False: one
+        process, even under torchrun.
 
     Returns
     -------
@@ -121,7 +140,8 @@ def train_encoder(
 
     Raises
     ------
-    LsalsaError : on bad arguments, and when training still diverges after
+    LsalsaError : on bad arguments (with ``distributed=True``: no process group, a checkpoint
+        written by another number of ranks), and when training still diverges after
         ``config.max_rollbacks`` rollbacks in a row (the encoder is then left with the last good
         parameters, or with ``val`` those of lowest validation loss, and no checkpoint is written
         for the diverged epoch).
@@ -135,27 +155,38 @@ def train_encoder(
     if config.device is not None:
         encoder.to(config.device)
     device = params[0].device if config.device is None else torch.device(config.device)
+    ranks = join(device) if (launched() if distributed is None else distributed) else None
+    lead = ranks is None or ranks.rank == 0  # the rank that writes, warns and shows progress
     train_data = training_set(encoder, Y, X_star, "Y", "X_star", params[0].dtype, device)
     val_data = None if val is None else validation_set(encoder, val, params[0].dtype, device)
     loss_fn = functools.partial(batch_loss, weight=config.deep_supervision)
     optimizer = make_optimizer(config.optimizer, encoder, 1.0)  # rates set per step
+    world = 1 if ranks is None else ranks.size
+    if ranks is not None and isinstance(train_data, Tensors) and len(train_data.Y) % world and lead:
+        warnings.warn(f"distributed: {len(train_data.Y)} training signals on {world} ranks; each epoch leaves out "
+                      f"the last {len(train_data.Y) % world} of its permutation", RuntimeWarning, stacklevel=2)
 
     def train_batches(epoch: int) -> Iterable:
-        return epoch_batches(train_data, config.batch_size, config.seed, epoch)
+        return epoch_batches(train_data, config.batch_size, config.seed, epoch, ranks)
 
     def evaluate(data: Any) -> float:
-        return _evaluate(encoder, epoch_batches(data, config.batch_size, config.seed, None), device)
+        return _evaluate(encoder, epoch_batches(data, config.batch_size, config.seed, None, ranks), device, ranks)
 
     history, best, clip = TrainHistory(), None, {"mean": None}
-    if resume and checkpoint is not None and os.path.exists(checkpoint):
-        saved = restore_run(checkpoint, encoder, optimizer, dataclasses.asdict(config), _RESUMABLE_CHANGES)
-        history, best, clip = TrainHistory(**saved["history"]), saved["best"], saved["clip"]
+    if resume:  # rank 0 reads the file, every rank loads it
+        saved = from_rank0(lambda: read_run(checkpoint), ranks)
+        if saved is not None:
+            saved = restore_run(checkpoint, saved, encoder, optimizer, dataclasses.asdict(config), _RESUMABLE_CHANGES,
+                                world)
+            history, best, clip = TrainHistory(**saved["history"]), saved["best"], saved["clip"]
     start = len(history.epoch)
     if start == 0:
-        if config.lr == "auto":
-            found = find_lr(encoder, config.optimizer, lambda: _on(train_batches(0), device), loss_fn,
-                            n_steps=config.lr_test_steps)
-            if not found["improved"]:
+        if config.lr == "auto":  # on rank 0, on the batches of one process at batch K b (all its shards)
+            def whole() -> Iterator:
+                return _on(epoch_batches(train_data, config.batch_size * world, config.seed, 0), device)
+            found = from_rank0(lambda: find_lr(encoder, config.optimizer, whole, loss_fn, n_steps=config.lr_test_steps),
+                               ranks)
+            if not found["improved"] and lead:
                 warnings.warn(f"lr='auto': no rate tried ({found['lrs'][0]:g} to {found['lrs'][-1]:g}) lowered the "
                               f"training loss in the range test; training at {found['lr']:g}",
                               RuntimeWarning, stacklevel=2)
@@ -175,17 +206,21 @@ def train_encoder(
         return base_lr * history.lr_scale * schedule_factor(config.schedule, epoch, config.epochs, step,
                                                             config.warmup, config.lr_decay)
 
-    bar = tqdm(range(start, config.epochs), initial=start, total=config.epochs, disable=not progress, desc="train")
+    step_loss = loss_step(encoder, loss_fn, ranks)  # DistributedDataParallel under ranks
+    bar = tqdm(range(start, config.epochs), initial=start, total=config.epochs, disable=not (progress and lead),
+               desc="train")
     for epoch in ([] if finished else bar):
         good = (_copy_state(encoder), copy.deepcopy(optimizer.state_dict()), dict(clip), history.steps)
         for attempt in range(config.max_rollbacks + 1):
             t0 = time.perf_counter()
             lr = lr_at(epoch, config.warmup)  # the epoch's rate after warm-up, as recorded
-            train_loss, history.steps = _train_epoch(encoder, optimizer, _on(train_batches(epoch), device), loss_fn,
-                                                     functools.partial(lr_at, epoch), history.steps, config.clip, clip)
+            train_loss, history.steps = _train_epoch(encoder, optimizer, _on(train_batches(epoch), device), step_loss,
+                                                     functools.partial(lr_at, epoch), history.steps, config.clip, clip,
+                                                     ranks)
             val_loss = None if val_data is None else evaluate(val_data)
             watched = train_loss if val_loss is None else val_loss
-            if math.isfinite(watched) and watched <= config.blowup * best["loss"] and _finite(encoder):
+            good_epoch = math.isfinite(watched) and watched <= config.blowup * best["loss"] and _finite(encoder)
+            if not any_rank(not good_epoch, ranks):
                 break
             # diverged: back to the state before this epoch, at a tenth of the rate
             history.rollbacks.append({"epoch": epoch + 1, "loss": watched, "lr": lr})
@@ -214,10 +249,11 @@ def train_encoder(
 
         history.stop_reason = _stop_reason(history, config, epoch)
         state = TrainState(epoch + 1, train_loss, val_loss, lr, encoder, optimizer, history)
-        if any([bool(callback(state)) for callback in callbacks]):  # a list: every callback runs
+        if any_rank(any([bool(callback(state)) for callback in callbacks]), ranks):  # a list: every callback runs
             history.stop_reason = "callback"
-        if checkpoint is not None and ((epoch + 1) % config.checkpoint_every == 0 or history.stop_reason):
-            save_run(checkpoint, encoder, optimizer, dataclasses.asdict(config), dataclasses.asdict(history), best, clip)
+        if lead and checkpoint is not None and ((epoch + 1) % config.checkpoint_every == 0 or history.stop_reason):
+            save_run(checkpoint, encoder, optimizer, dataclasses.asdict(config), dataclasses.asdict(history), best, clip,
+                     world)
         if history.stop_reason in ("converged", "callback"):
             break
     bar.close()
@@ -266,16 +302,18 @@ def batch_loss(encoder: nn.Module, Y: torch.Tensor, X_star: torch.Tensor, weight
     return loss / Y.shape[0]
 
 
-def _train_epoch(encoder: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, loss_fn: Callable,
-                 lr_at: Callable[[int], float], step: int, clip: float, clip_state: dict) -> tuple[float, int]:
+def _train_epoch(encoder: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, step_loss: Callable,
+                 lr_at: Callable[[int], float], step: int, clip: float, clip_state: dict,
+                 ranks: Ranks | None) -> tuple[float, int]:
     """One pass of mini-batch steps at the scheduled rates, gradients clipped at ``clip`` times
-    their running mean norm; returns the mean loss over the epoch's signals and the step count."""
+    their running mean norm (of the gradients averaged over the ranks, the same on all); returns
+    the mean loss over the epoch's signals (of all ranks) and the step count."""
     encoder.train()
     params = [p for group in optimizer.param_groups for p in group["params"]]
     total, count = 0.0, 0
     for Y_b, X_b in batches:
         set_lr(optimizer, lr_at(step))
-        loss = loss_fn(encoder, Y_b, X_b)
+        loss = step_loss(Y_b, X_b)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if clip > 0:
@@ -284,12 +322,13 @@ def _train_epoch(encoder: nn.Module, optimizer: torch.optim.Optimizer, batches: 
         step += 1
         total = total + loss.detach() * Y_b.shape[0]  # stays on the device: one sync per epoch
         count += Y_b.shape[0]
+    mean, count = mean_over_ranks(total, count, ranks)
     if count == 0:
         raise LsalsaError(
             "Y: the batches yielded no signal this epoch; pass a re-iterable (a DataLoader or a list), "
-            "not a one-shot generator"
+            "not a one-shot generator" + ("" if ranks is None else f", and at least {ranks.size} signals")
         )
-    return float(total) / count, step
+    return mean, step
 
 
 def _clip_gradients(params: list[nn.Parameter], clip: float, state: dict) -> None:
@@ -307,16 +346,17 @@ def _clip_gradients(params: list[nn.Parameter], clip: float, state: dict) -> Non
 
 
 @torch.no_grad()
-def _evaluate(encoder: nn.Module, batches: Iterable, device: torch.device) -> float:
-    """Eq. 15 on a data set, in evaluation mode."""
+def _evaluate(encoder: nn.Module, batches: Iterable, device: torch.device, ranks: Ranks | None) -> float:
+    """Eq. 15 on a data set, in evaluation mode (the mean over all ranks' parts)."""
     encoder.eval()
     total, count = 0.0, 0
     for Y_b, X_b in _on(batches, device):
         total = total + _loss_sum(encoder(Y_b), X_b)
         count += Y_b.shape[0]
+    mean, count = mean_over_ranks(total, count, ranks)
     if count == 0:
         raise LsalsaError("val: the validation batches yielded no signal")
-    return float(total) / count
+    return mean
 
 
 def _finite(encoder: nn.Module) -> bool:

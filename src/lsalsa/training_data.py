@@ -1,6 +1,7 @@
 """The training pairs of :func:`lsalsa.train_encoder`: ``(Y, X_star)`` checked against the
 encoder, and the mini-batches of each epoch, shuffled by a permutation that is a pure function of
-``(seed, epoch)`` (so a resumed run redraws it exactly)."""
+``(seed, epoch)`` (so a resumed run redraws it exactly, and every rank of a distributed run
+draws the same one and reads its shard of it, :func:`lsalsa.ddp.shard`)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from ._validation import check_finite
+from .ddp import Ranks, shard
 from .errors import LsalsaError
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -68,9 +70,12 @@ def _check_matrix(T: torch.Tensor, name: str, n_cols: int | None, dtype: torch.d
     check_finite(T, name)
 
 
-def epoch_batches(data: Any, batch_size: int, seed: int, epoch: int | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def epoch_batches(data: Any, batch_size: int, seed: int, epoch: int | None, ranks: Ranks | None = None
+                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Mini-batches of one epoch: a permutation drawn from ``(seed, epoch)`` for tensors (in order
-    when ``epoch`` is None, for evaluation); an iterable's own batches otherwise."""
+    when ``epoch`` is None, for evaluation), of which a distributed run's rank takes its shard
+    (:func:`lsalsa.ddp.shard`: equal parts in training, all signals once in evaluation); an
+    iterable's own batches otherwise (on each rank its own, e.g. through a DistributedSampler)."""
     if not isinstance(data, Tensors):
         sampler = getattr(data, "sampler", None)
         if epoch is not None and callable(getattr(sampler, "set_epoch", None)):
@@ -78,9 +83,10 @@ def epoch_batches(data: Any, batch_size: int, seed: int, epoch: int | None) -> I
         return iter(data)
     Y, X_star = data.Y, data.X_star
     if epoch is None:
-        order = torch.arange(Y.shape[0], device=Y.device)
+        order = shard(torch.arange(Y.shape[0]), ranks, drop=False)
     else:
-        order = torch.randperm(Y.shape[0], generator=_epoch_generator(seed, epoch)).to(Y.device)
+        order = shard(torch.randperm(Y.shape[0], generator=_epoch_generator(seed, epoch)), ranks)
+    order = order.to(Y.device)
     return ((Y[idx], X_star[idx]) for idx in order.split(batch_size))
 
 
