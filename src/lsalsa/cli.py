@@ -16,6 +16,7 @@ from .errors import LsalsaError
 
 DEMO_CONFIGS = ("demo", "demo_mca")
 DEFAULT_BATCH = 2048  # = lsalsa.separation.DEFAULT_BATCH, without importing torch for --help
+DEFAULT_CHUNK_ROWS = 16384  # = lsalsa.distributed._session.DEFAULT_CHUNK_ROWS, likewise
 
 
 def _log(msg: str) -> None:
@@ -128,9 +129,29 @@ def _n_patches(shape, patch_size: int, stride: int | None) -> int:
 
 def _cmd_step(until: str):
     def run(args) -> int:
-        _run_config(args.config, _overrides(args), args.out, until, _progress(args))
+        if getattr(args, "scheduler", None) is None and getattr(args, "workers", None) is None:
+            _run_config(args.config, _overrides(args), args.out, until, _progress(args))
+            return 0
+        from .distributed import use_cluster
+
+        _at_least_one(args.workers, "--workers")
+        _at_least_one(args.chunk_rows, "--chunk-rows")
+        with use_cluster(scheduler=args.scheduler, workers=args.workers, chunk_rows=args.chunk_rows):
+            _run_config(args.config, _overrides(args), args.out, until, _progress(args))
         return 0
     return run
+
+
+def _with_dask_args(p: argparse.ArgumentParser) -> None:
+    """``lsalsa codes``' options to compute the optimal codes on a Dask cluster."""
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="compute the codes on the Dask cluster of this scheduler (e.g. tcp://host:8786); "
+                            "the run directory must be on storage its workers share")
+    where.add_argument("--workers", type=int, metavar="K",
+                       help="compute the codes on a local Dask cluster of K worker processes (one thread each)")
+    p.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, metavar="R",
+                   help=f"signals per Dask task (default {DEFAULT_CHUNK_ROWS})")
 
 
 def _cmd_report(args) -> int:
@@ -227,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         with_run_args(p)
         p.set_defaults(func=_cmd_step(until))
+        if name == "codes":
+            _with_dask_args(p)
     sep = sub.add_parser("separate", help="split a picture into its sources with a trained model file")
     sep.add_argument("mixture", help="the picture (PNG, JPEG, ...; colour is converted to gray)")
     sep.add_argument("--model", required=True, help="a model file (e.g. runs/demo/demo_mca/models/lsalsa_T5.model)")

@@ -36,6 +36,7 @@ from ..bundle import SeparationModel, save_model
 from ..code_cache import has_entry
 from ..codes import optimal_codes
 from ..dictionary import learn_dictionary
+from ..distributed import active_cluster, cached_codes
 from ..encoders import load_encoder
 from ..errors import LsalsaError
 from ..evaluation import psnr
@@ -180,18 +181,27 @@ def step_codes(run: RunContext, problem: LassoProblem, arrays: dict[str, np.ndar
     their computation reported per split (the cache's description: ``all_converged``,
     ``max_kkt_violation``, ...).
 
+    Inside :func:`lsalsa.distributed.use_cluster` (``lsalsa codes ... --scheduler/--workers``)
+    they are computed on that Dask cluster, into the same cache entries.
+
     Codes that did not all converge stop the run unless ``codes.allow_unconverged``: encoders
     trained on them would learn the solver's shortfall, and the report would score against it."""
     c, out, facts = run.config, {}, {}
+    cluster = active_cluster()
+    where = f"on {run.device}" if cluster is None else f"on {cluster.describe()}"
     for split in ("train", "test"):
         name = f"{c.name}-{split}"
         cached = has_entry(run.path("codes"), name)
         run.log(f"[codes] {split} signals: " + ("cached" if cached else
-                f"computing optimal codes ({c.codes.solver}, tol={c.codes.tol:g}) on {run.device}"))
+                f"computing optimal codes ({c.codes.solver}, tol={c.codes.tol:g}) {where}"))
         t0 = time.perf_counter()
-        X = optimal_codes(problem, arrays[f"Y_{split}"], solver=c.codes.solver, tol=c.codes.tol,
-                          max_iter=c.codes.max_iter, mu=c.codes.mu, cache_dir=run.path("codes"),
-                          dataset_name=name, progress=run.progress)
+        options = dict(solver=c.codes.solver, tol=c.codes.tol, max_iter=c.codes.max_iter, mu=c.codes.mu,
+                       cache_dir=run.path("codes"), dataset_name=name, progress=run.progress)
+        if cluster is None:
+            X = optimal_codes(problem, arrays[f"Y_{split}"], **options)
+        else:
+            X = cached_codes(problem, arrays[f"Y_{split}"], client=cluster.client, chunk_rows=cluster.chunk_rows,
+                             **options)
         meta_path = Path(X.filename).with_suffix(".json")
         facts[split] = read_step_json(meta_path, lambda v: isinstance(v, dict), "a description of codes")
         if not cached:
