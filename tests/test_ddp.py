@@ -6,6 +6,7 @@ rank trains the scenarios in turn and saves its parameters and history to ``OUT`
 compare them with one process trained here on the same data.
 """
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -150,6 +151,60 @@ def test_a_checkpoint_resumes_on_its_own_number_of_ranks_only(ddp_runs):
     with pytest.raises(LsalsaError, match=r"checkpointed.ckpt: the run was trained on 2 rank\(s\), not 1"):
         train_encoder(enc, Y, X, TrainConfig(batch_size=B, **SCENARIOS["checkpointed"]),
                       checkpoint=ddp_runs / "checkpointed.ckpt", resume=True)
+
+
+# ---- the experiment runner under torchrun ---------------------------------------------------------
+RUN = """
+name = "tinyddp"
+[data]
+patch_size = 6
+n_train = 200
+n_test = 40
+n_dict = 200
+dtype = "float64"
+[dictionary]
+n_atoms = [16]
+alphas = [0.15]
+epochs = 1
+[codes]
+solver = "salsa"
+mu = 1.0
+tol = 1e-6
+[methods]
+names = ["fista", "lsalsa"]
+T = [1]
+repeats = 1
+classify = false
+[train]
+epochs = 3
+batch_size = 20
+warmup = 4
+rel_tol = 0.0
+[search]
+alpha_factors = [1.0, 0.8]
+epochs = 1
+"""
+
+
+@pytest.mark.slow  # three runs of the runner's steps: ~1 minute on a quiet two-core machine
+def test_lsalsa_train_under_torchrun_equals_one_process_at_twice_the_batch(tmp_path):
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(RUN)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          "-m", "lsalsa", "train", str(cfg), "--out", str(tmp_path / "two")],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stderr[-4000:]
+    one = subprocess.run([sys.executable, "-m", "lsalsa", "train", str(cfg), "--set", f"train.batch_size={2 * 20}",
+                          "--out", str(tmp_path / "one")], env=env, capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-4000:]
+    for name in ("fista_T1", "lsalsa_T1"):
+        got, ref = (json.loads((tmp_path / run / "results" / f"{name}.json").read_text()) for run in ("two", "one"))
+        assert got.keys() == ref.keys()
+        for key, value in ref.items():
+            if key != "time_s":
+                assert got[key] == (pytest.approx(value, rel=1e-9) if isinstance(value, float) else value), key
+    assert sorted(p.name for p in (tmp_path / "two" / "models").iterdir()) == ["lsalsa_T1.ckpt", "lsalsa_T1.pt"]
 
 
 # ---- the pieces, in this process -----------------------------------------------------------------

@@ -107,6 +107,16 @@ def _attempt_store(dist) -> dict[str, Any]:
             "world_size": int(os.environ["WORLD_SIZE"])}
 
 
+def current() -> Ranks | None:
+    """The process group this process belongs to, None outside one (its collectives on the CPU
+    where the group has gloo, else on the current CUDA device)."""
+    dist = _dist()
+    if dist is None or not dist.is_initialized():
+        return None
+    device = torch.device("cpu") if "gloo" in str(dist.get_backend()) else torch.device("cuda", torch.cuda.current_device())
+    return Ranks(dist.get_rank(), dist.get_world_size(), device)
+
+
 def is_rank0() -> bool:
     """Whether this process writes (rank 0 of its group, or not part of one)."""
     dist = _dist()

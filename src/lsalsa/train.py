@@ -152,10 +152,11 @@ def train_encoder(
     if resume and checkpoint is None:
         raise LsalsaError("resume: needs the checkpoint path of the run to continue, got checkpoint=None")
     params = _check_encoder(encoder)
+    device = params[0].device if config.device is None else torch.device(config.device)
+    # joined first: a group it initialises makes "cuda" mean GPU LOCAL_RANK before anything moves there
+    ranks = join(device) if (launched() if distributed is None else distributed) else None
     if config.device is not None:
         encoder.to(config.device)
-    device = params[0].device if config.device is None else torch.device(config.device)
-    ranks = join(device) if (launched() if distributed is None else distributed) else None
     lead = ranks is None or ranks.rank == 0  # the rank that writes, warns and shows progress
     train_data = training_set(encoder, Y, X_star, "Y", "X_star", params[0].dtype, device)
     val_data = None if val is None else validation_set(encoder, val, params[0].dtype, device)

@@ -20,7 +20,8 @@ class TrainConfig:
     Attributes
     ----------
     epochs : the most passes over the training data (>= 1).
-    batch_size : signals per gradient step (>= 1; ignored when batches are given as an iterable).
+    batch_size : signals per gradient step (>= 1; ignored when batches are given as an iterable);
+        per rank in a distributed run, whose steps are those of one process at world size times it.
     lr : the base learning rate (> 0), or "auto": the range test of
         :func:`lsalsa.learning_rate.find_lr` picks it (``lr_test_steps`` steps at each of ten
         rates on copies of the encoder, then three times as many for the best three; the rate

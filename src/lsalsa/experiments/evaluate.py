@@ -5,6 +5,12 @@ validation split (Supplement E), trains a learned encoder with the best setting 
 :func:`lsalsa.pipeline.fit_encoder`) or takes the solver, times its codes of the test signals and
 scores them (Section 6). Each result is written as it is obtained, so a resumed run only
 computes what is missing.
+
+Under torchrun every rank runs this step: the learned methods' trainings (the search's and the
+final one) are distributed over the ranks (:func:`lsalsa.train_encoder` joins the process group),
+rank 0's search choice is used by all, and only rank 0 scores the methods and writes the rows
+and models. Which rows are missing every rank reads from the run directory: rank 0 writes a
+method's row only after the training all ranks take part in.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import torch
 from torch import nn
 
 from ..encoders import load_encoder, save_encoder
+from ..ddp import current, from_rank0, is_rank0
 from ..errors import LsalsaError
 from ..evaluation import CodeClassifier, evaluate_codes, image_features, per_sample_stats, time_encode
 from ..files import save_npz, write_json
@@ -150,6 +157,8 @@ def _search(run: RunContext, method: str, task: Task, T: int) -> tuple[dict[str,
             err = float("inf")
         if err < best_err:
             best, best_err = params, err
+    if m.learned:  # trained on every rank under torchrun: all take rank 0's choice
+        best, best_err = from_rank0(lambda: (best, best_err), current())
     if best is None:
         raise LsalsaError(f"search: every setting diverged for {method} at T={T}; lower train.lr_{method}")
     return best, best_err
@@ -171,13 +180,15 @@ def _trained(run: RunContext, task: Task, method: str, T: int, params: dict[str,
     return model, history
 
 
-def evaluate_method(run: RunContext, task: Task, method: str, T: int) -> dict[str, Any]:
+def evaluate_method(run: RunContext, task: Task, method: str, T: int) -> dict[str, Any] | None:
     """Search, train (learned methods), time and score ``method`` at ``T``; writes
     ``results/<method>_T<T>.json`` (the row returned) and ``.npz`` (per-signal sparsity and RMSE,
-    the first codes)."""
+    the first codes). None on the ranks other than 0 of a torchrun job."""
     m = get_method(method)
     params, val_err = _search(run, method, task, T)
     model, history = _trained(run, task, method, T, params) if m.learned else (None, None)
+    if not is_rank0():
+        return None  # under torchrun, rank 0 scores and writes
     encode = m.encode_fn(with_params(task.problem, params), T, mu=params["mu"], model=model)
     X, time_s = time_encode(encode, task.Y_test, repeats=run.config.methods.repeats)
     X = X.clone()  # out of inference mode
@@ -208,15 +219,21 @@ def step_methods(run: RunContext, problem: LassoProblem, arrays: dict[str, np.nd
     run.path("models").mkdir(exist_ok=True)
     task = _task(c, problem, arrays, X_train, X_test)
     rows, cached = [], 0
+    lead = is_rank0()
     for T, method in itertools.product(c.methods.T, c.methods.names):
+        if not (lead or get_method(method).learned):
+            continue  # only rank 0 of a torchrun job evaluates a solver
         path = run.path("results", f"{method}_T{T}.json")
         if path.exists():
-            rows.append(read_step_json(path, lambda v: is_row(v, ROW_NUMBERS) and (v["method"], v["T"]) == (method, T),
-                                       f"the result row of {method} at T={T}"))
+            if lead:
+                rows.append(read_step_json(path, lambda v: is_row(v, ROW_NUMBERS) and (v["method"], v["T"]) == (method, T),
+                                           f"the result row of {method} at T={T}"))
             cached += 1
             continue
         run.log(f"[methods] {method} T={T}")
-        rows.append(evaluate_method(run, task, method, T))
-    if cached == len(rows):
+        row = evaluate_method(run, task, method, T)
+        if lead:
+            rows.append(row)
+    if lead and cached == len(rows):
         run.log(f"[methods] cached: {cached} result rows")
     return rows

@@ -20,12 +20,19 @@ device) and the outputs of the steps before it. A run holds the run directory's 
 (:func:`lsalsa.files.directory_lock`) from start to end, so a second process asking for the
 same directory is refused instead of redoing the same steps beside it; on start, it removes the
 temporary files a killed run left behind.
+
+Under torchrun (``torchrun --nproc-per-node K -m lsalsa run CONFIG``), rank 0 holds the lock and
+computes the data, dictionary and codes steps while the other ranks wait (a barrier), then read
+what it cached; every rank trains the learned encoders together (:func:`lsalsa.train_encoder`
+joins the process group); only rank 0 evaluates, writes results and models, separates and
+reports.
 """
 from __future__ import annotations
 
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +42,7 @@ from .. import data as lsdata
 from ..bundle import SeparationModel, save_model
 from ..code_cache import has_entry
 from ..codes import optimal_codes
+from ..ddp import Ranks, join, launched, rank0_first
 from ..dictionary import learn_dictionary
 from ..distributed import active_cluster, cached_codes
 from ..encoders import load_encoder
@@ -331,24 +339,28 @@ def run_experiment(c: ExperimentConfig, run_dir: str | os.PathLike, *, until: st
     if until not in STEPS:
         raise LsalsaError(f"until: expected one of {list(STEPS)}, got {until!r}")
     run = RunContext(c, Path(run_dir), log, progress, resolve_device(c.device))
+    ranks = join(run.device) if launched() else None
+    if ranks is not None and ranks.rank > 0:  # rank 0 holds the lock and writes; this rank trains with it
+        return _steps(replace(run, log=silent, progress=False), min(STEPS.index(until), STEPS.index("methods")), ranks)
     _open_run_dir(run.run_dir)
     with directory_lock(run.run_dir):
         removed = remove_temporaries(run.run_dir, recursive=True)
         if removed:
             log(f"[run] removed {len(removed)} temporary file(s) left by an interrupted run")
         _claim(run)
-        return _steps(run, STEPS.index(until))
+        return _steps(run, STEPS.index(until), ranks)
 
 
-def _steps(run: RunContext, stop: int) -> list[dict]:
-    """The steps of the run up to the step of index ``stop``; the result rows."""
-    arrays = step_data(run)
-    if stop < 1:
-        return []
-    problem = step_dictionary(run, arrays)
-    if stop < 2:
-        return []
-    X_train, X_test, codes_facts = step_codes(run, problem, arrays)
+def _steps(run: RunContext, stop: int, ranks: Ranks | None = None) -> list[dict]:
+    """The steps of the run up to the step of index ``stop``; the result rows (rank 0's)."""
+    with rank0_first(ranks):  # under torchrun the other ranks then read what rank 0 cached
+        arrays = step_data(run)
+        if stop < 1:
+            return []
+        problem = step_dictionary(run, arrays)
+        if stop < 2:
+            return []
+        X_train, X_test, codes_facts = step_codes(run, problem, arrays)
     if stop < 3:
         return []
     rows = step_methods(run, problem, arrays, X_train, X_test)
