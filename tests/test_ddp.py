@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -32,8 +33,10 @@ SCENARIOS = {
     "rollback": dict(epochs=3, lr=1e-3, warmup=0, rel_tol=0),
     # checkpointed every epoch: the uninterrupted run of the kill test
     "checkpointed": dict(epochs=5, lr=1e-3, warmup=2, rel_tol=0),
+    # 199 signals on 2 ranks: 99 each (5 steps), the permutation's last one left out, said once
+    "odd": dict(epochs=2, lr=1e-3, rel_tol=0),
 }
-SCENARIOS["killed"] = SCENARIOS["checkpointed"]
+SCENARIOS["killed"] = SCENARIOS["checkpointed"]  # the last: its first attempt dies
 POISON_AT = 7
 
 
@@ -67,17 +70,21 @@ def poison(module):
 
 
 def train(name, batch_size, checkpoint=None, distributed=False, rank=0):
-    """One scenario's run: ``(encoder, history)``."""
+    """One scenario's run: ``(encoder, history, the messages of distributed warnings)``."""
     problem, Y, X, Y_val, X_val = task()
     enc = LSALSA.from_problem(problem, 2, mu=1.0, tied=False)
     if name == "rollback" and (rank == 1 or not distributed):  # rank 1 of two, or the one process
         hook_at(enc, POISON_AT, poison)
     if name == "killed" and rank == 1 and os.environ["TORCHELASTIC_RESTART_COUNT"] == "0":
         hook_at(enc, KILL_AT, lambda m: os.kill(os.getpid(), signal.SIGKILL))
+    if name == "odd":
+        Y, X = Y[:199], X[:199]
     config = TrainConfig(batch_size=batch_size, **SCENARIOS[name])
-    history = train_encoder(enc, Y, X, config, val=(Y_val, X_val), checkpoint=checkpoint,
-                            resume=checkpoint is not None, distributed=distributed)
-    return enc, history
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = train_encoder(enc, Y, X, config, val=(Y_val, X_val), checkpoint=checkpoint,
+                                resume=checkpoint is not None, distributed=distributed)
+    return enc, history, [str(w.message) for w in caught if "distributed" in str(w.message)]
 
 
 def worker(out: Path, names: list[str]) -> None:
@@ -89,8 +96,8 @@ def worker(out: Path, names: list[str]) -> None:
         if all((out / f"{name}.rank{r}.pt").exists() for r in (0, 1)):
             continue
         ckpt = out / f"{name}.ckpt" if name in ("checkpointed", "killed") else None
-        enc, history = train(name, B, ckpt, distributed=True, rank=rank)
-        torch.save({"params": enc.state_dict(), "history": dataclasses.asdict(history),
+        enc, history, warned = train(name, B, ckpt, distributed=True, rank=rank)
+        torch.save({"params": enc.state_dict(), "history": dataclasses.asdict(history), "warnings": warned,
                     "restarts": int(os.environ["TORCHELASTIC_RESTART_COUNT"])}, out / f"{name}.rank{rank}.pt")
 
 
@@ -119,7 +126,7 @@ def results(out: Path, name: str) -> dict:
 @pytest.mark.parametrize("name", ["recipe", "rollback", "checkpointed"])
 def test_two_ranks_take_the_steps_of_one_process_at_twice_the_batch(ddp_runs, name):
     got = results(ddp_runs, name)
-    enc, ref = train(name, 2 * B)
+    enc, ref, _ = train(name, 2 * B)
     h = got["history"]
     assert h["epoch"] == ref.epoch and h["stop_reason"] == ref.stop_reason and h["steps"] == ref.steps
     assert h["best_epoch"] == ref.best_epoch and h["lr_found"] == ref.lr_found
@@ -143,6 +150,14 @@ def test_a_killed_rank_is_restarted_by_torchrun_and_resumes_exactly(ddp_runs):
         assert got["history"][key] == ref["history"][key], key
     written = sorted(p.name for p in ddp_runs.iterdir() if not p.name.endswith(".pt"))
     assert written == ["checkpointed.ckpt", "killed.ckpt"]  # rank 0's checkpoints, no temporary file
+
+
+def test_a_world_size_that_does_not_divide_the_data_leaves_out_the_rest_and_says_so(ddp_runs):
+    got = results(ddp_runs, "odd")
+    assert got["history"]["steps"] == 2 * 5  # 99 signals per rank in batches of 20, two epochs
+    assert got["warnings"] == ["distributed: 199 training signals on 2 ranks; each epoch leaves out the last 1 of "
+                               "its permutation"]
+    assert torch.load(ddp_runs / "odd.rank1.pt", weights_only=True)["warnings"] == []  # rank 0 alone says it
 
 
 def test_a_checkpoint_resumes_on_its_own_number_of_ranks_only(ddp_runs):
