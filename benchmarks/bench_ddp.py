@@ -30,7 +30,7 @@ import torch
 from _common import SHAPES, Table, argument_parser, machine, section_head, write_section
 
 OUT = Path(__file__).with_name("results") / "ddp_throughput.json"
-ROWS = Table(("mode", "ranks"), ("N", "N"), ("M", "M"), ("T", "T"), ("batch", "batch per rank"), ("P", "P"),
+ROWS = Table(("mode", "run"), ("N", "N"), ("M", "M"), ("T", "T"), ("batch", "batch per rank"), ("P", "P"),
              ("rate", "samples/s", "{:,.0f}"), ("step_ms", "step [ms]", "{:.1f}"),
              ("allreduce_floats", "all-reduce per step [floats]", "{:,}"),
              ("allreduce_ms", "its all-reduce alone [ms]", "{:.2f}"), ("gflop_step", "step [GFLOP]", "{:.3f}"))
@@ -112,7 +112,7 @@ def main(argv=None):
             print(json.dumps(result), flush=True)
         return
 
-    t_start = time.time()
+    t_start, load_start = time.time(), os.getloadavg()[0]  # the machine's other work, which the ranks share
     plan, epochs = ({100: 2000, 2048: 200}, 2) if args.quick else ({100: 10_000, 2048: 600}, 4)
     rows = []
     for N, P in plan.items():
@@ -128,12 +128,14 @@ def main(argv=None):
     print(ROWS.markdown(rows))
     meta = {"command": "benchmarks/bench_ddp.py" + (" --quick" if args.quick else ""), "machine": machine(),
             "cores": os.cpu_count(), "threads_per_rank": 1, "epochs": epochs, "dtype": "float32",
-            "date": time.strftime("%Y-%m-%d %H:%M"), "seconds": round(time.time() - t_start)}
+            "date": time.strftime("%Y-%m-%d %H:%M"), "seconds": round(time.time() - t_start),
+            "load_average_1min": [load_start, os.getloadavg()[0]]}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     body = "\n\n".join(section_head("Training on torch.distributed", "bench_ddp.py", " --quick" if args.quick else "") + [
         f"Run: {meta['date']}, {meta['seconds']} s, float32 on CPU, one thread per rank on a machine of "
-        f"{os.cpu_count()} cores, {epochs} epochs per configuration.",
+        f"{os.cpu_count()} cores (load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end), "
+        f"{epochs} epochs per configuration.",
         __doc__.split("\n\n", 1)[1].split("\n\n    .venv")[0],
         ROWS.markdown(rows),
     ])

@@ -20,6 +20,11 @@ parameters; what differs is the signals it reads:
   ``lr="auto"`` range test, reading a checkpoint) runs on rank 0 and is broadcast
   (:func:`from_rank0`), its error raised on every rank, so that no rank waits for a partner
   that has failed.
+- **Checkpoints.** Only rank 0 writes them (atomically); a checkpoint records its world size and
+  resumes on that many ranks only. When a rank dies, torchrun (``--max-restarts``) stops the
+  others and starts them all again; they resume from rank 0's last checkpoint and end with the
+  parameters of an uninterrupted run, the loop being a function of the checkpoint and
+  ``(seed, epoch)`` alone.
 """
 from __future__ import annotations
 
