@@ -259,40 +259,53 @@ def _provenance(run: RunContext, arrays: dict[str, np.ndarray], codes_facts: dic
     return ("Data, optimal codes and device", " ".join(lines), [])
 
 
-def _markdown(c: ExperimentConfig, sections: list[Section], figs: list[tuple[str, str]]) -> str:
-    md = [f"# lsalsa report: {c.name}", "", c.description, "",
-          f"Generated {time.strftime('%Y-%m-%d %H:%M')}. {_versions()}", ""]
-    for title, text, tables in sections:
-        md += [f"## {title}", "", text, ""]
+def markdown_page(title: str, intro: list[str], sections: list[Section], figs: list[tuple[str, str]],
+                  appendix: tuple[str, str] | None = None) -> str:
+    """A page in markdown: title, intro paragraphs, the sections with their tables, the figures
+    (paths relative to the page) and an optional ``(heading, preformatted text)`` appendix."""
+    md = [f"# {title}", ""]
+    for line in intro:
+        md += [line, ""]
+    for heading, text, tables in sections:
+        md += [f"## {heading}", "", text, ""]
         for header, body in tables:
             md += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             md += ["| " + " | ".join(r) + " |" for r in body]
             md.append("")
-    md += ["## Figures", ""] + [f"![{cap}]({p})\n\n{cap}\n" for p, cap in figs]
-    md += ["## Configuration", "", "```json", json.dumps(c.to_dict(), indent=2), "```", ""]
+    if figs:
+        md += ["## Figures", ""] + [f"![{cap}]({p})\n\n{cap}\n" for p, cap in figs]
+    if appendix:
+        md += [f"## {appendix[0]}", "", "```json", appendix[1], "```", ""]
     return "\n".join(md)
 
 
-def _html(run: RunContext, sections: list[Section], figs: list[tuple[str, str]]) -> str:
-    """The same report in one self-contained page (figures inlined as base64)."""
-    c = run.config
-    h = [f"<!doctype html><html><head><meta charset='utf-8'><title>lsalsa report: {html.escape(c.name)}</title>",
+def html_page(title: str, intro: list[str], sections: list[Section], figs: list[tuple[str, str]], root: Path,
+              appendix: tuple[str, str] | None = None) -> str:
+    """The same page in one self-contained HTML file (figures, relative to ``root``, inlined)."""
+    h = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
          "<style>body{font-family:sans-serif;max-width:1000px;margin:auto}table{border-collapse:collapse}"
          "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}</style></head><body>",
-         f"<h1>lsalsa report: {html.escape(c.name)}</h1><p>{html.escape(c.description)}</p>",
-         f"<p>Generated {time.strftime('%Y-%m-%d %H:%M')}. {html.escape(_versions())}</p>"]
-    for title, text, tables in sections:
-        h.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(text)}</p>")
+         f"<h1>{html.escape(title)}</h1>"] + [f"<p>{html.escape(line)}</p>" for line in intro]
+    for heading, text, tables in sections:
+        h.append(f"<h2>{html.escape(heading)}</h2><p>{html.escape(text)}</p>")
         for header, body in tables:
             h.append("<table><tr>" + "".join(f"<th>{html.escape(x)}</th>" for x in header) + "</tr>")
             h += ["<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in r) + "</tr>" for r in body]
             h.append("</table><br>")
-    h.append("<h2>Figures</h2>")
+    if figs:
+        h.append("<h2>Figures</h2>")
     for p, cap in figs:
-        b64 = base64.b64encode(run.path(p).read_bytes()).decode()
+        b64 = base64.b64encode((root / p).read_bytes()).decode()
         h.append(f"<figure><img src='data:image/png;base64,{b64}'><figcaption>{html.escape(cap)}</figcaption></figure>")
-    h.append(f"<h2>Configuration</h2><pre>{html.escape(json.dumps(c.to_dict(), indent=2))}</pre></body></html>")
-    return "\n".join(h)
+    if appendix:
+        h.append(f"<h2>{html.escape(appendix[0])}</h2><pre>{html.escape(appendix[1])}</pre>")
+    return "\n".join(h + ["</body></html>"])
+
+
+def _page(c: ExperimentConfig) -> tuple[str, list[str], tuple[str, str]]:
+    """The report's title, intro and configuration appendix."""
+    return (f"lsalsa report: {c.name}", [c.description, f"Generated {time.strftime('%Y-%m-%d %H:%M')}. {_versions()}"],
+            ("Configuration", json.dumps(c.to_dict(), indent=2)))
 
 
 def write_report(run: RunContext, problem: LassoProblem, rows: list[dict], arrays: dict[str, np.ndarray],
@@ -321,5 +334,6 @@ def write_report(run: RunContext, problem: LassoProblem, rows: list[dict], array
     if learned:
         sections.append(learned)
         figs += learned_figs
-    write_text(run.path("report.md"), _markdown(run.config, sections, figs))
-    return write_text(run.path("report.html"), _html(run, sections, figs))
+    title, intro, appendix = _page(run.config)
+    write_text(run.path("report.md"), markdown_page(title, intro, sections, figs, appendix))
+    return write_text(run.path("report.html"), html_page(title, intro, sections, figs, run.run_dir, appendix))

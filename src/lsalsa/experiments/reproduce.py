@@ -1,0 +1,189 @@
+"""``lsalsa reproduce``: the paper's six experiments, run and set beside the paper's numbers.
+
+Each experiment is its shipped config (:data:`lsalsa.experiments.paper.EXPERIMENTS`) run in
+``OUT/<name>`` (resumable like any run: what finished is cached). The data step of every
+experiment runs first, so a missing data set fails before hours of work; then each experiment
+runs to its report, and ``OUT/reproduction.md`` (and ``.html``) puts, per experiment, the paper's
+iteration counts "FISTA / SALSA need k iterations to match LSALSA at T = 1" and its
+classification tables beside ours, with a verdict per claim:
+
+- an iteration claim ("more than k", or "k") is *reproduced* when our count is at least as large
+  (LSALSA's lead at least as long), *not reproduced* otherwise;
+- a table's claim is the method the paper found best at the smallest T both have: *reproduced*
+  when it is among our best there too;
+- everything is *not comparable* when the run used a stand-in for the paper's data set (named),
+  or did not produce the quantity (e.g. no LSALSA at T = 1).
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import LsalsaError
+from ..files import write_json, write_text
+from .config import load_config, shipped_configs
+from .context import Log, read_step_json, silent
+from .paper import EXPERIMENTS, PAPER, best_method
+from .report import html_page, markdown_page
+from .runner import data_origin, run_experiment
+
+DATASETS = {"fashion_sc": ("fashion-mnist",), "asirra_sc": ("asirra",), "mnist_sc": ("mnist",),
+            "cifar_sc": ("cifar10",), "mnist_asirra_mca": ("mnist", "asirra"), "mnist_cifar_mca": ("mnist", "cifar10")}
+"""The data sets each experiment of the paper used, as :func:`lsalsa.data.list_sources` names them."""
+
+
+def check_names(names: Sequence[str] | None) -> list[str]:
+    """The experiments to run (default all six), each a shipped config: one line naming the rest."""
+    names = list(EXPERIMENTS if not names else names)
+    unknown = [n for n in names if n not in PAPER]
+    if unknown:
+        raise LsalsaError(f"--only: unknown experiment(s) {unknown}; the paper's are {list(EXPERIMENTS)}")
+    missing = [n for n in names if n not in shipped_configs()]
+    if missing:
+        raise LsalsaError(f"experiment(s) {missing} have no shipped config in this version of lsalsa "
+                          f"(see `lsalsa configs`); run the others with --only")
+    return names
+
+
+def reproduce(names: Sequence[str] | None = None, *, out: str | Path = "runs/reproduce", scale: float | None = None,
+              overrides: Sequence[str] = (), progress: bool = False, log: Log = silent) -> Path:
+    """Run the experiments ``names`` (default all) at ``scale`` (``data.scale``, None: each
+    config's own) into ``out/<name>`` and write ``out/reproduction.md`` and ``.html``; returns
+    the markdown's path."""
+    names = check_names(names)
+    sets = list(overrides) + ([f"data.scale={scale}"] if scale is not None else [])
+    configs = {n: load_config(n, sets) for n in names}
+    out = Path(out)
+    for n, c in configs.items():  # the data first: a missing data set fails before the long steps
+        run_experiment(c, out / n, until="data", progress=progress, log=log)
+    t0 = time.perf_counter()
+    for n, c in configs.items():
+        log(f"[reproduce] {n}")
+        run_experiment(c, out / n, until="report", progress=progress, log=log)
+    log(f"[reproduce] {len(names)} experiment(s) in {time.perf_counter() - t0:.0f} s")
+    return write_reproduction(out, names, scale)
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    import csv
+
+    with open(run_dir / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for k, v in r.items():
+            try:
+                r[k] = int(v) if k == "T" else float(v)
+            except (TypeError, ValueError):
+                pass
+    return rows
+
+
+def _stand_ins(name: str, run_dir: Path) -> list[str]:
+    """The paper's data sets this run did not use (it ran on a stand-in), from ``data.npz``."""
+    from .context import load_step
+
+    used = {part.split()[0] for part in data_origin(load_step(run_dir / "data.npz"))}
+    return [d for d in DATASETS[name] if d not in used]
+
+
+def _iteration_verdict(relation: str, k: int, ours: dict[str, Any] | None) -> tuple[str, str]:
+    """(our count as text, verdict) of one "needs k iterations" claim."""
+    if not ours:
+        return "-", "not comparable (no LSALSA at T = 1)"
+    if ours.get("iterations") is None:
+        return ours.get("note", "not reached"), "reproduced"  # more than the budget: a longer lead
+    n = ours["iterations"]
+    return str(n), "reproduced" if (n > k if relation == ">" else n >= k) else "not reproduced"
+
+
+def _class_key(i: int, rows: list[dict]) -> str | None:
+    """The result column of source i's classification error (``class_error`` for a single
+    source or the first when there is no per-source column)."""
+    for key in (f"class_error_{i}", "class_error" if i == 1 else None):
+        if key and any(key in r and isinstance(r[key], float) for r in rows):
+            return key
+    return None
+
+
+def experiment_section(name: str, run_dir: Path) -> dict[str, Any]:
+    """One experiment's comparison: ``{"title", "stand_ins", "iterations": [...], "tables": [...],
+    "claims": [(claim, paper, ours, verdict)]}``."""
+    paper, rows = PAPER[name], _rows(run_dir)
+    stand_ins = _stand_ins(name, run_dir)
+    acc_path = run_dir / "results" / "acceleration.json"
+    acc = read_step_json(acc_path, lambda v: isinstance(v, dict), "the acceleration") if acc_path.exists() else {}
+    at_one = acc if acc.get("reference", {}).get("T") == 1 else {}
+    not_comparable = f"not comparable (stand-in for {', '.join(stand_ins)})" if stand_ins else None
+    claims = []
+    for solver, (relation, k, source) in paper["iterations"].items():
+        ours, verdict = _iteration_verdict(relation, k, at_one.get(solver) if at_one else None)
+        words = "more than" if relation == ">" else ""
+        claims.append((f"{solver.upper()} needs {words} {k} iterations to match LSALSA T = 1".replace("  ", " "),
+                       f"{'>' if relation == '>' else ''}{k} ({source})", ours, not_comparable or verdict))
+    tables = []
+    for i, (table_name, table) in paper["tables"].items():
+        key = _class_key(i, rows)
+        ours = {m: {r["T"]: r[key] for r in rows if r["method"] == m and isinstance(r.get(key), float)}
+                for m in table} if key else {}
+        Ts = sorted({T for col in table.values() for T in col} | {T for col in ours.values() for T in col})
+        tables.append((table_name, i, table, ours, Ts))
+        common = sorted({T for col in ours.values() for T in col} & {T for col in table.values() for T in col})
+        if not common:
+            claims.append((f"{table_name}: best classifier of source {i}", "-", "-", not_comparable or
+                           "not comparable (no classification at a T of the paper's)"))
+            continue
+        T = common[0]
+        theirs, mine = best_method(table, T), best_method({m: c for m, c in ours.items() if c}, T)
+        claims.append((f"{table_name}: best classifier of source {i} at T = {T}", "/".join(theirs), "/".join(mine),
+                       not_comparable or ("reproduced" if set(theirs) & set(mine) else "not reproduced")))
+    return {"title": paper["title"], "stand_ins": stand_ins, "tables": tables, "claims": claims}
+
+
+def _pages(sections: dict[str, dict], scale: float | None) -> tuple[str, list[str], list]:
+    """Title, intro and the report sections (:func:`lsalsa.experiments.report.markdown_page`)."""
+    intro = [f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `lsalsa reproduce"
+             f"{'' if scale is None else f' --scale {scale:g}'}`. The paper's numbers: `lsalsa.experiments.paper`; "
+             "the verdict rules: `lsalsa.experiments.reproduce`. An iteration claim is reproduced when our count is "
+             "at least the paper's; a table's claim is the method the paper found best at the smallest T both have."]
+    claims = [[name, *c] for name, s in sections.items() for c in s["claims"]]
+    out = [("Claims", "One row per claim of the paper, with the experiment that tests it.", [(["experiment", "claim", "paper", "ours", "verdict"], claims)])]
+    for name, s in sections.items():
+        text = f"Run: {name}/ (its own report: {name}/report.md)." + (
+            f" Stand-in data for {', '.join(s['stand_ins'])}." if s["stand_ins"] else "")
+        tables = []
+        for table_name, i, paper, ours, Ts in s["tables"]:
+            header = [f"T ({table_name}, source {i}: paper / ours)"] + [m.upper() for m in paper]
+            tables.append((header, [[str(T)] + [f"{_num(paper[m].get(T))} / {_num(ours.get(m, {}).get(T))}"
+                                                for m in paper] for T in Ts]))
+        out.append((s["title"], text, tables))
+    return "Reproduction of LSALSA (Section 6 and the supplement)", intro, out
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def write_reproduction(out: Path, names: Sequence[str], scale: float | None) -> Path:
+    """``out/reproduction.md`` and ``.html`` from the finished runs ``out/<name>``; the figures
+    they show are copied into ``out/figures/``."""
+    sections, figures = {}, {}
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    for name in names:
+        run_dir = out / name
+        if not (run_dir / "results.csv").exists():
+            raise LsalsaError(f"{run_dir}: no results.csv; run `lsalsa reproduce --only {name}` to finish it")
+        sections[name] = experiment_section(name, run_dir)
+        fig = run_dir / "figures" / "error_vs_T.png"
+        if fig.exists():
+            shutil.copyfile(fig, out / "figures" / f"{name}_error_vs_T.png")
+            figures[name] = f"figures/{name}_error_vs_T.png"
+    title, intro, page = _pages(sections, scale)
+    figs = [(path, f"Code error vs T: {name}") for name, path in figures.items()]
+    write_json(out / "reproduction.json", {n: {"claims": s["claims"], "stand_ins": s["stand_ins"]}
+                                           for n, s in sections.items()})
+    write_text(out / "reproduction.html", html_page(title, intro, page, figs, out))
+    md = markdown_page(title, intro, page, figs)
+    return write_text(out / "reproduction.md", md)

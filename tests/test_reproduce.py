@@ -1,0 +1,88 @@
+"""``lsalsa reproduce``: the paper's numbers as data, the verdicts, and a tiny end-to-end run."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from lsalsa.cli import main
+from lsalsa.errors import LsalsaError
+from lsalsa.experiments import paper, reproduce
+
+PAPER_FILE = Path(__file__).resolve().parents[2] / "shared" / "paper" / "lsalsa-paper.md"
+
+
+def _paper_tables(text: str) -> dict[str, dict[str, dict[int, float]]]:
+    """Every "Classification Error" table of the paper's text: ``{"Table k": {method: {T: %}}}``."""
+    out = {}
+    for block, name in re.findall(r"Iter\tFISTA\tLISTA\tSALSA\tLSALSA\n((?:\d+\t[^\n]+\n)+)\s*(Table \d+)", text):
+        cols = {m: {} for m in paper.METHODS}
+        for line in block.strip().splitlines():
+            T, *values = line.split("\t")
+            for m, v in zip(paper.METHODS, values):
+                cols[m][int(T)] = float(v)
+        out[name] = cols
+    return out
+
+
+@pytest.mark.skipif(not PAPER_FILE.exists(), reason="the paper's text is not beside this checkout")
+def test_transcribed_tables_equal_the_papers():
+    found = _paper_tables(PAPER_FILE.read_text())
+    ours = {name: table for exp in paper.PAPER.values() for name, table in exp["tables"].values()}
+    assert sorted(ours) == [f"Table {k}" for k in range(1, 9)] and sorted(found) == sorted(ours)
+    for name, table in ours.items():
+        assert table == found[name], name
+
+
+def test_paper_values_are_complete():
+    assert paper.EXPERIMENTS == ("fashion_sc", "asirra_sc", "mnist_sc", "cifar_sc", "mnist_asirra_mca", "mnist_cifar_mca")
+    for name, exp in paper.PAPER.items():
+        assert set(exp) >= {"title", "iterations", "tables"} and name in reproduce.DATASETS
+        for relation, k, source in exp["iterations"].values():
+            assert relation in (">", "=") and k > 0 and source
+    assert paper.best_method(paper.PAPER["mnist_cifar_mca"]["tables"][2][1], 1) == ["salsa"]  # Table 8, T = 1
+    assert paper.best_method(paper.PAPER["mnist_asirra_mca"]["tables"][1][1], 50) == ["lsalsa", "salsa"]  # a tie
+
+
+@pytest.mark.parametrize("relation,k,ours,verdict", [
+    (">", 15, {"iterations": 16}, "reproduced"), (">", 15, {"iterations": 15}, "not reproduced"),
+    ("=", 15, {"iterations": 15}, "reproduced"), ("=", 15, {"iterations": 9}, "not reproduced"),
+    (">", 50, {"iterations": None, "note": "not reached in 1000 iterations"}, "reproduced"),
+    (">", 5, None, "not comparable (no LSALSA at T = 1)"),
+])
+def test_iteration_verdicts(relation, k, ours, verdict):
+    assert reproduce._iteration_verdict(relation, k, ours)[1] == verdict
+
+
+def test_unknown_experiment_is_one_line(capsys):
+    with pytest.raises(LsalsaError, match="unknown experiment"):
+        reproduce.check_names(["mnist"])
+    assert main(["reproduce", "--only", "mnist", "--out", "x"]) == 2
+    assert "unknown experiment" in capsys.readouterr().err
+    assert main(["reproduce", "--scale", "-1"]) == 2
+
+
+TINY = ["data.scale=0.005", "data.n_test=60000", "dictionary.n_atoms=[24]", "dictionary.epochs=1",
+        "methods.T=[1,2]", "methods.repeats=1", "train.epochs=1", "train.lr_lista=0.001", "train.lr_lsalsa=0.001",
+        "search.mu=[1.0]", "search.epochs=1",
+        "codes.solver=\"salsa\"", "codes.mu=1.0", "codes.tol=1e-5"]
+
+
+def test_tiny_reproduction_end_to_end(tmp_path, capsys):
+    """mnist_sc at a tiny size: the runs, then reproduction.md with Table 5 beside ours and a
+    verdict per claim; re-writing it from the cached runs gives the same claims."""
+    args = ["reproduce", "--only", "mnist_sc", "--out", str(tmp_path)] + [a for s in TINY for a in ("--set", s)]
+    assert main(args) == 0
+    md = (tmp_path / "reproduction.md").read_text()
+    assert "## Claims" in md and "| T (Table 5, source 1: paper / ours) | FISTA | LISTA | SALSA | LSALSA |" in md
+    assert "| 1 | 40.87 / " in md  # the paper's FISTA at T = 1 beside ours
+    claims = json.loads((tmp_path / "reproduction.json").read_text())["mnist_sc"]["claims"]
+    assert [c[0] for c in claims] == ["FISTA needs 15 iterations to match LSALSA T = 1",
+                                      "Table 5: best classifier of source 1 at T = 1"]
+    assert all(c[3] in ("reproduced", "not reproduced") for c in claims)
+    acc = json.loads((tmp_path / "mnist_sc" / "results" / "acceleration.json").read_text())
+    assert claims[0][2] == str(acc["fista"]["iterations"])
+    assert (tmp_path / "figures" / "mnist_sc_error_vs_T.png").exists()
+    assert "<table>" in (tmp_path / "reproduction.html").read_text()
+    reproduce.write_reproduction(tmp_path, ["mnist_sc"], 0.005)
+    assert json.loads((tmp_path / "reproduction.json").read_text())["mnist_sc"]["claims"] == claims
