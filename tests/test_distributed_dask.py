@@ -4,6 +4,7 @@ results, robust to a killed worker, resumable, and one-line errors for bad input
 One ``LocalCluster(n_workers=2, threads_per_worker=1, processes=True)`` serves the module."""
 import json
 import os
+import shutil
 import threading
 import time
 import warnings
@@ -35,8 +36,9 @@ UNREACHABLE = "tcp://127.0.0.1:9"  # the discard port: nothing listens there
 
 @pytest.fixture(scope="module")
 def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as c:
+    # preload: a worker (re)started by its nanny imports lsalsa before it takes tasks
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      preload=["lsalsa"]) as cluster, Client(cluster) as c:
         yield c
 
 
@@ -139,44 +141,6 @@ def test_rerun_after_a_failed_job(client, problem, Y, reference, tmp_path):
     np.testing.assert_allclose(Z[:], reference, rtol=0, atol=1e-12)
 
 
-async def _die():  # client.run without waiting for a reply takes a coroutine
-    os._exit(1)
-
-
-def test_a_worker_killed_mid_run_and_every_row_written_once(client, problem, digits, tmp_path):
-    opts = {"solver": "fista", "tol": 1e-8, "max_iter": 20_000, "batch_size": 10}
-    Y = np.ascontiguousarray(digits[:160])
-    np.save(tmp_path / "Y.npy", Y)
-    out = tmp_path / "X.zarr"
-    seen: dict = {}
-
-    def kill_a_busy_worker_after_the_first_chunk():
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and "killed" not in seen:
-            busy = [w for w, keys in client.processing().items() if keys]
-            if (out / MARKERS).is_dir() and any((out / MARKERS).glob("[0-9]*.json")) and busy:
-                seen["done_before"] = len(markers(out))
-                seen["killed"] = busy[0]
-                client.run(_die, workers=[busy[0]], wait=False)
-            time.sleep(0.01)
-
-    killer = threading.Thread(target=kill_a_busy_worker_after_the_first_chunk)
-    killer.start()
-    try:
-        Z, facts = ld._codes.codes_job(problem, tmp_path / "Y.npy", client=client, chunk_rows=10, out=out, **opts)
-    finally:
-        killer.join()
-    assert "killed" in seen and seen["done_before"] < 16 and seen["killed"] not in client.scheduler_info()["workers"]
-    np.testing.assert_allclose(Z[:], lsalsa.optimal_codes(problem, Y, **opts), rtol=0, atol=1e-12)
-    done = markers(out)
-    assert sorted(done) == list(range(16)) and len({d["run"] for d in done.values()}) == 1
-    assert sorted(r for d in done.values() for r in range(*d["rows"])) == list(range(160))
-    for i in done:  # no chunk's rows were written again after it was marked done
-        chunk = out / "c" / str(i) / "0"
-        assert chunk.stat().st_mtime_ns <= (out / MARKERS / f"{i:08d}.json").stat().st_mtime_ns
-    client.wait_for_workers(2, timeout=60)  # the nanny restarted it, for the tests after this one
-
-
 def test_codes_cached_on_dask_are_the_in_process_cache_entry(client, problem, Y, tmp_path, monkeypatch):
     X = ld.cached_codes(problem, Y, client=client, chunk_rows=40, cache_dir=tmp_path, dataset_name="d",
                         solver="salsa", mu="auto", tol=1e-10, max_iter=50_000)
@@ -199,6 +163,9 @@ def test_cli_codes_on_a_dask_scheduler_write_the_runs_cache(client, tmp_path, ca
     assert main(["codes", str(cfg), "--out", str(tmp_path / "dask"), "--scheduler", client.scheduler.address,
                  "--chunk-rows", "64"]) == 0
     assert "on a Dask cluster at tcp://" in capsys.readouterr().out
+    (tmp_path / "local").mkdir()
+    for name in ("config.json", "data.npz", "dictionary.npz"):  # the same signals and dictionary, codes in process
+        shutil.copy(tmp_path / "dask" / name, tmp_path / "local" / name)
     assert main(["codes", str(cfg), "--out", str(tmp_path / "local")]) == 0
     for split in ("train", "test"):
         (dask_npy,), (local_npy,) = (sorted((tmp_path / d / "codes").glob(f"tiny-{split}-*.npy"))
@@ -306,3 +273,41 @@ def test_bad_inputs_and_clients(client, problem, Y, tmp_path, capsys):
         ld.optimal_codes(problem, Y, client=closed, chunk_rows=40)
     assert main(["codes", "tiny", "--workers", "0"]) == 2
     assert "--workers: expected an integer >= 1, got 0" in one_line_error(capsys)
+
+
+# ---- a killed worker (last: it leaves the cluster restarting a worker) ---------------------------
+async def _die():  # client.run without waiting for a reply takes a coroutine
+    os._exit(1)
+
+
+def test_a_worker_killed_mid_run_and_every_row_written_once(client, problem, Y, tmp_path):
+    opts = SALSA | {"batch_size": 10}
+    np.save(tmp_path / "Y.npy", Y)
+    out = tmp_path / "X.zarr"
+    seen: dict = {}
+
+    def kill_a_busy_worker_after_the_first_chunk():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "killed" not in seen:
+            busy = [w for w, keys in client.processing().items() if keys]
+            if (out / MARKERS).is_dir() and any((out / MARKERS).glob("[0-9]*.json")) and busy:
+                seen["done_before"] = len(markers(out))
+                seen["killed"] = busy[0]
+                client.run(_die, workers=[busy[0]], wait=False)
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_a_busy_worker_after_the_first_chunk)
+    killer.start()
+    try:
+        Z, facts = ld._codes.codes_job(problem, tmp_path / "Y.npy", client=client, chunk_rows=10, out=out, **opts)
+    finally:
+        killer.join()
+    assert "killed" in seen and seen["done_before"] < 20 and seen["killed"] not in client.scheduler_info()["workers"]
+    np.testing.assert_allclose(Z[:], lsalsa.optimal_codes(problem, Y, **opts), rtol=0, atol=1e-12)
+    done = markers(out)
+    assert sorted(done) == list(range(20)) and len({d["run"] for d in done.values()}) == 1
+    assert sorted(r for d in done.values() for r in range(*d["rows"])) == list(range(200))
+    for i in done:  # no chunk's rows were written again after it was marked done
+        chunk = out / "c" / str(i) / "0"
+        assert chunk.stat().st_mtime_ns <= (out / MARKERS / f"{i:08d}.json").stat().st_mtime_ns
+    # the last test of the module: the cluster it leaves has one worker restarting

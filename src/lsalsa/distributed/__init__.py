@@ -9,7 +9,7 @@
 - :func:`connect`, :func:`use_cluster`, :func:`active_cluster`: the client a job runs on.
 
 ``Y`` is a dask array, a zarr array or its path, a ``.npy`` path, or an array in memory. The
-problem or model is scattered to every worker once; each task reads its own rows; outputs
+problem or model is sent to every worker once (a future every task takes); each task reads its own rows; outputs
 go chunk by chunk into a zarr array with a completion marker per chunk, so that a job run again
 after an interruption (or after a worker died) computes only the chunks not yet written
 (:mod:`lsalsa.distributed._chunks`). The cluster is dask.distributed's: a ``LocalCluster``, a

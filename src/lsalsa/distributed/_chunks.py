@@ -2,7 +2,7 @@
 
 Each task reads its own rows (from a ``.npy`` file or zarr array that the workers can open, a
 block of a dask array, or the block of an in-memory array sent with it), computes its output
-rows with the object that was scattered to every worker once (a problem or an encoder), and
+rows with the object sent to every worker once (a problem or an encoder, :func:`share`), and
 writes them as one chunk of the zarr array ``out`` (``(n, width)``, chunked ``(chunk_rows,
 width)``: a chunk is written whole, by one task, atomically by zarr's file store). After the
 chunk it writes a completion marker ``<out>/lsalsa_chunks/<index>.json`` with the SHA-256 of
@@ -17,6 +17,7 @@ import hashlib
 import os
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,7 +141,7 @@ def open_out(out: Any, shape: tuple[int, int], dtype: np.dtype, chunk_rows: int,
         raise LsalsaError(f"out: expected the path of a zarr array (a directory on storage every worker reads), "
                           f"got {type(out).__name__}")
     path = Path(out).expanduser().resolve()
-    want = {"key": _key(inputs), "inputs": inputs}
+    want = {"key": key_of(inputs), "inputs": inputs}
     if not path.exists():
         zarr.create_array(store=str(path), shape=shape, chunks=(chunk_rows, shape[1]), dtype=dtype,
                           fill_value=np.nan, attributes={"lsalsa": want})
@@ -167,7 +168,8 @@ def open_out(out: Any, shape: tuple[int, int], dtype: np.dtype, chunk_rows: int,
     return path
 
 
-def _key(inputs: dict) -> str:
+def key_of(inputs: dict) -> str:
+    """16 hex digits of the SHA-256 of ``inputs`` as canonical JSON."""
     import json
 
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
@@ -180,12 +182,10 @@ class Job:
     compute: Compute
     settings: dict
     rows: Rows
-    width: int
-    dtype: str
     chunk_rows: int
     out: str | None  # the zarr array's path, or None: the output rows come back to the client
-    key: str = ""
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    key: str  # of the job's inputs: a marker of another key marks nothing
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # which run wrote a chunk
 
     def marker(self, index: int) -> Path:
         return Path(self.out) / MARKERS / f"{index:08d}.json"
@@ -229,11 +229,11 @@ def _done(job: Job, index: int) -> dict | None:
 def run(client: Any, job: Job, source: Any, payload: Any, *, progress: bool = False, name: str = "lsalsa"
         ) -> list[dict]:
     """Every chunk of ``job`` on ``client``'s cluster (rows cut from ``source``, see
-    :func:`blocks`), ``payload`` scattered to each worker once; the chunks' records in row
-    order (with ``"X"`` when ``job.out`` is None)."""
+    :func:`blocks`), ``payload`` sent to each worker once (:func:`share`); the chunks' records
+    in row order (with ``"X"`` when ``job.out`` is None)."""
     from distributed import progress as dask_progress
 
-    shared = client.scatter(payload, broadcast=True, hash=False)
+    shared = share(client, payload, f"{name}-{job.run_id[:8]}")
     parts = blocks(client, job.rows, source, job.chunk_rows)
     futures = [client.submit(run_chunk, job, i, part, shared, key=f"{name}-{job.run_id[:8]}-{i}", pure=False)
                for i, part in enumerate(parts)]
@@ -243,3 +243,17 @@ def run(client: Any, job: Job, source: Any, payload: Any, *, progress: bool = Fa
         return client.gather(futures)
     finally:
         client.cancel(futures + [shared] + [p for p in parts if hasattr(p, "key")])
+
+
+def _identity(payload: Any) -> Any:
+    return payload
+
+
+def share(client: Any, payload: Any, name: str) -> Any:
+    """A future of ``payload`` for the tasks that take it: sent to the cluster once, then to
+    each worker once (from a worker that holds it), and recomputed from the scheduler's copy if
+    every worker holding it dies. (``client.scatter(broadcast=True)`` would not survive that:
+    the scheduler keeps no copy of scattered data, and it drops replicas it deems superfluous.)"""
+    with warnings.catch_warnings():  # the payload is in the graph once, on purpose
+        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+        return client.submit(_identity, payload, key=f"{name}-payload", pure=False)

@@ -124,9 +124,8 @@ def codes_job(problem: LassoProblem, Y: Any, *, client: Any, chunk_rows: int, ou
             run["mu"] = _stored_mu(path) or _inprocess._dataset_mu(problem, _pilot_source(rows, source), rows.n)
             if path is not None:
                 _store_attr(path, "mu_used", run["mu"])
-        job = _chunks.Job(solve_chunk, {"solver": solver, "run": run, "batch_size": batch_size}, rows,
-                          problem.n_atoms, str(dtype), chunk_rows, None if path is None else str(path),
-                          key=_chunks._key(inputs | {"mu": run.get("mu")}))
+        job = _chunks.Job(solve_chunk, {"solver": solver, "run": run, "batch_size": batch_size}, rows, chunk_rows,
+                          None if path is None else str(path), _chunks.key_of(inputs | {"mu": run.get("mu")}))
         records = _chunks.run(c, job, source, problem,
                               progress=progress, name="optimal-codes")
     facts = _summary(problem, records, solver, run) | {"n_chunks": len(records),
@@ -158,7 +157,7 @@ def optimal_codes(problem: LassoProblem, Y: Any, *, client: Any, chunk_rows: int
     """The optimal codes ``X_star`` of every row of ``Y`` (:func:`lsalsa.optimal_codes`) on a
     Dask cluster, one task per ``chunk_rows`` rows.
 
-    The problem is scattered to every worker once; each task reads its own rows (from a
+    The problem is sent to every worker once; each task reads its own rows (from a
     ``.npy`` file or zarr array on storage the workers share, a block of a dask array, or the
     block of an in-memory array sent with it) and solves them in batches of ``batch_size``.
 

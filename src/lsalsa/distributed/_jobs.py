@@ -34,7 +34,7 @@ def _state_sha256(model: torch.nn.Module) -> str:
 def encode(model: torch.nn.Module, Y: Any, *, client: Any, chunk_rows: int, out: Any = None,
            progress: bool = False) -> Any:
     """A trained encoder's codes of every row of ``Y`` (``model.encode``) on a Dask cluster, one
-    task per ``chunk_rows`` rows; the encoder is scattered to every worker once.
+    task per ``chunk_rows`` rows; the encoder is sent to every worker once.
 
     Parameters
     ----------
@@ -63,8 +63,8 @@ def encode(model: torch.nn.Module, Y: Any, *, client: Any, chunk_rows: int, out:
     inputs = {"job": "encode", "encoder": type(model).__name__, "state_sha256": _state_sha256(model), "n": rows.n,
               "n_features": model.n_features, "n_atoms": model.n_atoms, "dtype": str(dtype)}
     path = None if out is None else _chunks.open_out(out, shape, dtype, chunk_rows, inputs)
-    job = _chunks.Job(_encode_chunk, {}, rows, model.n_atoms, str(dtype), chunk_rows,
-                      None if path is None else str(path), key=_chunks._key(inputs))
+    job = _chunks.Job(_encode_chunk, {}, rows, chunk_rows, None if path is None else str(path),
+                      _chunks.key_of(inputs))
     with client_of(client) as c:
         records = _chunks.run(c, job, source, model.eval(), progress=progress, name="encode")
     if path is None:
@@ -101,7 +101,7 @@ def _separate_one(model: Any, picture: str, out: str, stride: int | None, batch_
 def separate_images(model: Any, paths: list[str | os.PathLike], out_dir: str | os.PathLike, *, client: Any,
                     stride: int | None = None, batch_size: int | None = None, progress: bool = False) -> list[dict]:
     """Separate whole pictures into their sources (:func:`lsalsa.separate_image`) on a Dask
-    cluster, one task per picture; the model is scattered to every worker once.
+    cluster, one task per picture; the model is sent to every worker once.
 
     Each picture's sources and figure go to ``<out_dir>/<picture stem>/``
     (:func:`lsalsa.save_separation`) with a marker written last, so running the same call again
@@ -148,7 +148,7 @@ def separate_images(model: Any, paths: list[str | os.PathLike], out_dir: str | o
     with client_of(client) as c:
         from distributed import progress as dask_progress
 
-        shared = c.scatter(model, broadcast=True, hash=False)
+        shared = _chunks.share(c, model, f"separate-{key[:8]}")
         futures = [c.submit(_separate_one, shared, str(p), str(out_dir / p.stem), stride, batch_size, key,
                             key=f"separate-{key[:8]}-{i}", pure=False) for i, p in enumerate(pictures)]
         try:

@@ -39,9 +39,9 @@ class Cluster:
 
     def describe(self) -> str:
         """One line: how many workers, where."""
-        workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
-        threads = sum(w.get("nthreads", 0) for w in workers.values())
-        return f"a Dask cluster at {self.client.scheduler.address} ({len(workers)} workers, {threads} threads)"
+        threads = self.client.nthreads()
+        return (f"a Dask cluster at {self.client.scheduler.address} ({len(threads)} workers, "
+                f"{sum(threads.values())} threads)")
 
 
 _ACTIVE: ContextVar[Cluster | None] = ContextVar("lsalsa_dask_cluster", default=None)
