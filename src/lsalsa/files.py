@@ -106,6 +106,11 @@ def write_json(path: PathLike, obj: Any) -> Path:
 
 _TMP_MARK = ".tmp"
 _TMP_NAME = re.compile(rf"^\..+\.(\d+)-[0-9a-f]{{8}}{re.escape(_TMP_MARK)}")  # what atomic_write names a temporary
+# What versions before atomic_write named theirs: the code cache and encoder files
+# ``<name>.<pid>.tmp`` (``codes/<key>.npy.<pid>.tmp``), the runner's ``<name>.npz.tmp.npz`` and
+# ``<name>.json.tmp``, without a pid.
+_OLD_PID_NAME = re.compile(r"^.+\.(\d+)\.tmp$")
+_OLD_NAME = re.compile(r"^.+\.(?:npz\.tmp\.npz|json\.tmp)$")
 
 
 def _alive(pid: int) -> bool:
@@ -113,23 +118,53 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process: alive
+    except (PermissionError, OverflowError):  # another user's process, or no pid at all: keep its file
         pass
     return True
 
 
+def _open_files() -> set[Path] | None:
+    """The files some process holds open (its ``/proc/<pid>/fd`` links); None where the system
+    cannot tell (no ``/proc``). Processes whose descriptors cannot be read are skipped."""
+    proc = Path("/proc")
+    if not (proc / "self" / "fd").is_dir():
+        return None
+    held = set()
+    for fd_dir in proc.glob("[0-9]*/fd"):
+        try:
+            links = list(fd_dir.iterdir())
+        except OSError:  # gone, or another user's
+            continue
+        for link in links:
+            try:
+                held.add(Path(os.readlink(link)))
+            except OSError:
+                continue
+    return held
+
+
 def remove_temporaries(directory: PathLike, *, recursive: bool = False) -> list[Path]:
     """Delete the temporary files of :func:`atomic_write` in ``directory`` whose writing
-    process is gone (killed before it could clean up); returns what was removed.
+    process is gone (killed before it could clean up), and those of older versions of lsalsa
+    (``<name>.<pid>.tmp`` of a dead pid; ``<name>.npz.tmp.npz`` and ``<name>.json.tmp``, which
+    name no process, when no process holds them open; kept where that cannot be told);
+    returns what was removed.
 
     A live process's temporaries are kept: it may still be writing them."""
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    removed = []
-    for p in directory.rglob(".*") if recursive else directory.glob(".*"):
-        m = _TMP_NAME.match(p.name)
-        if m and p.is_file() and not _alive(int(m.group(1))):
+    removed, held = [], None
+    for p in directory.rglob("*") if recursive else directory.glob("*"):
+        m = _TMP_NAME.match(p.name) or _OLD_PID_NAME.match(p.name)
+        if m:
+            stale = not _alive(int(m.group(1)))
+        elif _OLD_NAME.match(p.name):
+            held = _open_files() if held is None else held
+            stale = held is not None and p.resolve() not in held
+        else:
+            continue
+        if stale and p.is_file():
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed

@@ -1,0 +1,43 @@
+"""Issue 20, the remaining pieces: temporaries of older versions swept (item 8)."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lsalsa.files import remove_temporaries
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+# ---- item 8: temporaries of killed processes, in today's names and in older versions' ------
+def test_older_temporaries_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
+    dead, me = _dead_pid(), os.getpid()
+    (tmp_path / "codes").mkdir()
+    stale = [tmp_path / "codes" / f"mnist-0123.npy.{dead}.tmp",   # the code cache's memmap, before atomic_write
+             tmp_path / "codes" / f"mnist-0123.json.{dead}.tmp",
+             tmp_path / "models" / f".lista_T1.pt.{dead}.tmp",       # an encoder file's
+             tmp_path / "data.npz.tmp.npz",                          # the runner's, no pid: held by no one
+             tmp_path / "results" / "fista_T1.json.tmp",
+             tmp_path / f".config.{dead}-0123abcd.tmp.json"]         # today's atomic_write
+    live = [tmp_path / "codes" / f"mnist-4567.npy.{me}.tmp",         # a live process's, with its pid
+            tmp_path / "dictionary.npz.tmp.npz",                     # no pid, but held open by a live process
+            tmp_path / f".report.{me}-00000000.tmp.md"]
+    others = [tmp_path / "data.npz", tmp_path / "notes.tmp", tmp_path / "codes" / "mnist-0123.npy",
+              tmp_path / "x.99999999999999999999.tmp"]               # not a pid: not ours
+    for p in stale + live + others:
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(b"half")
+    with open(tmp_path / "dictionary.npz.tmp.npz", "ab"):
+        removed = remove_temporaries(tmp_path, recursive=True)
+    assert sorted(removed) == sorted(stale)
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in live + others)
+    # without recursion only the directory's own files; the held one is now closed: removed
+    assert remove_temporaries(tmp_path) == [tmp_path / "dictionary.npz.tmp.npz"]
+    assert remove_temporaries(tmp_path / "codes") == []  # the live pid's memmap stays
