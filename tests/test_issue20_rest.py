@@ -1,10 +1,15 @@
-"""Issue 20, the remaining pieces: temporaries of older versions swept (item 8)."""
+"""Issue 20, the remaining pieces: temporaries of older versions swept (item 8), the CLI's
+one-line warnings (item 2's display)."""
 import os
+import shutil
 import subprocess
 import sys
+import warnings
 
 import pytest
 
+from _tiny import TINY, run, tiny  # noqa: F401  (the fixtures)
+from lsalsa.cli import main
 from lsalsa.files import remove_temporaries
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -41,3 +46,23 @@ def test_older_temporaries_of_dead_processes_are_removed_and_live_ones_kept(tmp_
     # without recursion only the directory's own files; the held one is now closed: removed
     assert remove_temporaries(tmp_path) == [tmp_path / "dictionary.npz.tmp.npz"]
     assert remove_temporaries(tmp_path / "codes") == []  # the live pid's memmap stays
+
+
+# ---- item 2's display: the CLI shows lsalsa's warnings in one line -----------------------------
+def test_the_cli_shows_a_convergence_warning_in_one_line(run, tmp_path, capsys):
+    _, run_dir = run
+    shutil.rmtree(run_dir / "codes")
+    (run_dir / "config.json").unlink()  # other codes settings than the tiny run's: FISTA, 2 iterations
+    cfg = tmp_path / "tiny_fista.toml"
+    cfg.write_text(TINY.replace('solver = "salsa"\nmu = 1.0\n', 'solver = "fista"\n'))
+    sets = ["--set", "codes.max_iter=2", "--set", "codes.tol=1e-12", "--set", "codes.allow_unconverged=true"]
+    shown = warnings.showwarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main(["codes", str(cfg), "--out", str(run_dir)] + sets) == 0
+    assert warnings.showwarning is shown  # the library's display, untouched after main returns
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2, lines  # one line per split (train, test), no source line under it
+    for line, n in zip(lines, (200, 32)):
+        assert line.startswith("lsalsa: warning: optimal codes (fista, max_iter=2, tol=1e-12): ") and \
+            f" of {n} rows did not converge: " in line and line.endswith("; raise max_iter or lower tol"), line

@@ -9,10 +9,11 @@ import argparse
 import errno
 import sys
 import time
+import warnings
 from importlib import metadata
 from pathlib import Path
 
-from .errors import LsalsaError
+from .errors import LsalsaConvergenceWarning, LsalsaError
 
 DEMO_CONFIGS = ("demo", "demo_mca")
 DEFAULT_BATCH = 2048  # = lsalsa.separation.DEFAULT_BATCH, without importing torch for --help
@@ -171,17 +172,6 @@ def _cmd_report(args) -> int:
     return 0
 
 
-def _cmd_reproduce(args) -> int:
-    from .experiments.reproduce import reproduce
-
-    if args.scale is not None and not args.scale > 0:
-        raise LsalsaError(f"--scale: expected a number > 0, got {args.scale}")
-    md = reproduce(args.only or None, out=args.out, scale=args.scale, overrides=_overrides(args),
-                   progress=_progress(args), log=_log)
-    _log(f"reproduction: {md} (and {md.with_suffix('.html').name})")
-    return 0
-
-
 def _cmd_analyze(args) -> int:
     from .experiments.learned import analyze_path
 
@@ -273,15 +263,6 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir")
     _with_compute_args(rep)
     rep.set_defaults(func=_cmd_report)
-    rep6 = sub.add_parser("reproduce", help="run the paper's six experiments and compare with its numbers "
-                          "(reproduction.md)")
-    rep6.add_argument("--scale", type=float, default=None, help="data.scale of every experiment (default: each "
-                      "config's own, the paper's size)")
-    rep6.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments (e.g. mnist_sc)")
-    rep6.add_argument("--out", default="runs/reproduce", help="directory of the runs and the reproduction "
-                      "(default runs/reproduce)")
-    with_run_args(rep6, config=False)
-    rep6.set_defaults(func=_cmd_reproduce)
     ana = sub.add_parser("analyze", help="what a trained LSALSA learned (Section 5): learned curvature, Theorem 1 "
                          "and 2, Eq. 30's descent")
     ana.add_argument("path", metavar="MODEL_OR_RUN_DIR",
@@ -307,19 +288,35 @@ def _os_error(exc: OSError) -> str:
     return what
 
 
+def _one_line_warning(default):
+    """A ``warnings.showwarning`` that prints lsalsa's own warnings (its convergence warning, or
+    any raised from inside the package) as ``lsalsa: warning: <message>``, one line on stderr
+    like the errors; other packages' warnings are shown by ``default``."""
+    package = str(Path(__file__).resolve().parent)
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, LsalsaConvergenceWarning) or str(Path(filename).resolve()).startswith(package):
+            print(f"lsalsa: warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            default(message, category, filename, lineno, file, line)
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except LsalsaError as exc:
-        print(f"lsalsa: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # a failed read or write of the machine's files: no traceback, say what failed
-        print(f"lsalsa: error: {_os_error(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("lsalsa: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():  # the library's own display is restored on return
+        warnings.showwarning = _one_line_warning(warnings.showwarning)
+        try:
+            return args.func(args)
+        except LsalsaError as exc:
+            print(f"lsalsa: error: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:  # a failed read or write of the machine's files: no traceback, say what failed
+            print(f"lsalsa: error: {_os_error(exc)}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("lsalsa: interrupted; run the same command again to resume", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":
