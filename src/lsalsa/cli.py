@@ -172,6 +172,17 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_reproduce(args) -> int:
+    from .experiments.reproduce import reproduce
+
+    if args.scale is not None and not args.scale > 0:
+        raise LsalsaError(f"--scale: expected a number > 0, got {args.scale}")
+    md = reproduce(args.only or None, out=args.out, scale=args.scale, overrides=_overrides(args),
+                   progress=_progress(args), log=_log)
+    _log(f"reproduction: {md} (and {md.with_suffix('.html').name})")
+    return 0
+
+
 def _cmd_analyze(args) -> int:
     from .experiments.learned import analyze_path
 
@@ -263,6 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir")
     _with_compute_args(rep)
     rep.set_defaults(func=_cmd_report)
+    rep6 = sub.add_parser("reproduce", help="run the paper's six experiments and compare with its numbers "
+                          "(reproduction.md)")
+    rep6.add_argument("--scale", type=float, default=None, help="data.scale of every experiment (default: each "
+                      "config's own, the paper's size)")
+    rep6.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments (e.g. mnist_sc)")
+    rep6.add_argument("--out", default="runs/reproduce", help="directory of the runs and the reproduction "
+                      "(default runs/reproduce)")
+    with_run_args(rep6, config=False)
+    rep6.set_defaults(func=_cmd_reproduce)
     ana = sub.add_parser("analyze", help="what a trained LSALSA learned (Section 5): learned curvature, Theorem 1 "
                          "and 2, Eq. 30's descent")
     ana.add_argument("path", metavar="MODEL_OR_RUN_DIR",
