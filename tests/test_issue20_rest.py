@@ -1,5 +1,5 @@
-"""Issue 20, the remaining pieces: temporaries of older versions swept (item 8), the CLI's
-one-line warnings (item 2's display)."""
+"""Issue 20, the remaining pieces: temporaries of older versions swept (item 8), FISTA and ISTA
+stop only on certified codes (item 2), the CLI's one-line warnings (item 2's display)."""
 import os
 import shutil
 import subprocess
@@ -8,9 +8,13 @@ import warnings
 
 import pytest
 
+import lsalsa
 from _tiny import TINY, run, tiny  # noqa: F401  (the fixtures)
 from lsalsa.cli import main
+from lsalsa.errors import LsalsaConvergenceWarning
 from lsalsa.files import remove_temporaries
+from lsalsa.kkt import certify
+from lsalsa.solvers._common import row_change
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -46,6 +50,28 @@ def test_older_temporaries_of_dead_processes_are_removed_and_live_ones_kept(tmp_
     # without recursion only the directory's own files; the held one is now closed: removed
     assert remove_temporaries(tmp_path) == [tmp_path / "dictionary.npz.tmp.npz"]
     assert remove_temporaries(tmp_path / "codes") == []  # the live pid's memmap stays
+
+
+# ---- item 2: FISTA and ISTA stop on a small change only with certified codes -----------------
+@pytest.mark.parametrize("method, scale", [("ista", 1.0), ("fista", 100.0)])
+def test_fista_and_ista_stop_only_on_certified_codes(method, scale, single, Y64):
+    """At tol 1e-3 the relative change of the codes of digits (x 100 for FISTA) falls below tol
+    hundreds of iterations before the codes pass the KKT test: the old rule stopped there (at
+    k_rule) with codes that are not optimal; now the rows run on until all are certified, or to
+    max_iter with a warning."""
+    tol, seen, Y64 = 1e-3, [], Y64 * scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = lsalsa.solve(single, Y64, method=method, tol=tol, max_iter=20_000,
+                           callback=lambda k, X: seen.append(X) and False)
+    assert res.converged and bool(certify(single.A, Y64, res.X, single.thresholds, tol)["ok"].all())
+    k_rule = next(k for k in range(10, len(seen) + 1, 10)  # the first check where the old rule held
+                  if float(row_change(seen[k - 1], seen[k - 2]).max()) < tol)
+    assert not bool(certify(single.A, Y64, seen[k_rule - 1], single.thresholds, tol)["ok"].all())
+    assert res.n_iter > k_rule + 10
+    with pytest.warns(LsalsaConvergenceWarning, match=rf"^{method} \(max_iter={k_rule + 10}, tol=0.001\): "):
+        short = lsalsa.solve(single, Y64, method=method, tol=tol, max_iter=k_rule + 10)
+    assert short.n_iter == k_rule + 10 and not short.converged
 
 
 # ---- item 2's display: the CLI shows lsalsa's warnings in one line -----------------------------

@@ -9,7 +9,7 @@ import torch
 import lsalsa
 from lsalsa import LassoProblem, LsalsaError
 from lsalsa.solvers import auto_mu, ista_operators, ista_step, salsa_operators
-from lsalsa.solvers._common import relative_change
+from lsalsa.solvers._common import row_change
 
 
 def plain_salsa(problem, Y, mu, n_iter=None, tol=1e-6, max_iter=1000, relaxation=1.0, ridge_start=False):
@@ -26,7 +26,7 @@ def plain_salsa(problem, Y, mu, n_iter=None, tol=1e-6, max_iter=1000, relaxation
         U_hat = U if relaxation == 1.0 else relaxation * U + (1 - relaxation) * X
         X_new = (B + mu * (U_hat - D)) @ S.T
         D = D - U_hat + X_new
-        change = relative_change(X_new, X)
+        change = float(row_change(X_new, X).max())
         X = X_new
         if n_iter is None and change < tol:
             break

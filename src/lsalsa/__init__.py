@@ -2,7 +2,7 @@
 from .errors import LsalsaConvergenceWarning, LsalsaError
 from .problem import LassoProblem
 from .prox import soft_threshold
-from .solvers import SOLVERS, SolverResult, fista, ista, salsa, solve
+from .solvers import SOLVERS, SolverResult, fista, ista, prepare_solver, salsa, solve
 from . import data
 from .codes import optimal_codes
 from .dictionary import dictionary_objective, learn_dictionaries, learn_dictionary
@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LsalsaError", "LsalsaConvergenceWarning", "LassoProblem", "soft_threshold",
-    "SOLVERS", "SolverResult", "solve", "ista", "fista", "salsa",
+    "SOLVERS", "SolverResult", "solve", "ista", "fista", "salsa", "prepare_solver",
     "data", "learn_dictionary", "learn_dictionaries", "dictionary_objective", "optimal_codes",
     "ENCODERS", "LISTA", "LSALSA", "save_encoder", "load_encoder", "code_rmse",
     "TrainConfig", "TrainHistory", "TrainState", "train_encoder", "METHODS", "fit_encoder",

@@ -69,6 +69,14 @@ def converged(name: str, problem: LassoProblem, Y: torch.Tensor, X: torch.Tensor
     return False, verdict
 
 
+def row_certifier(problem: LassoProblem, Y: torch.Tensor, tol: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``certify(rows, X) -> (b,) bool``: :func:`lsalsa.kkt.certify` of the codes ``X: (b, N)`` of
+    the signals ``Y[rows]`` (``Y: (B, M)``, a block of a run), the test a row passes to leave a
+    run on a small change (:func:`lsalsa.solvers.loops.run_to_convergence`)."""
+    thresholds = problem.thresholds
+    return lambda rows, X: certify(problem.A, Y[rows], X, thresholds, tol)["ok"]
+
+
 def convergence_message(problem: LassoProblem, dtype: torch.dtype, verdict: dict[str, Any]) -> str:
     """How many rows of a :func:`lsalsa.kkt.certify` verdict failed, how far, and what to do."""
     failed = ~verdict["ok"]
@@ -103,9 +111,24 @@ def row_change(X: torch.Tensor, X_prev: torch.Tensor, out: torch.Tensor | None =
     return num / torch.linalg.vector_norm(X, dim=1).clamp_min(torch.finfo(X.dtype).tiny)
 
 
-def relative_change(new: torch.Tensor, old: torch.Tensor, out: torch.Tensor | None = None) -> float:
-    """The largest :func:`row_change` of a batch (0 for no rows)."""
-    return float(row_change(new, old, out).max()) if new.shape[0] else 0.0
+def check_prepared(operators: Any, kind: type, problem: LassoProblem) -> None:
+    """Refuse prepared ``operators`` that are not a ``kind`` or were made from another dictionary
+    than ``problem``'s: their ``dictionary`` (M, N), the copy of the one they were made from, is
+    compared with ``problem.A`` exactly (an edit of ``problem.A`` in place is caught too), one
+    pass over both (``benchmarks/bench_operators.py`` times it)."""
+    if not isinstance(operators, kind):
+        raise LsalsaError(f"operators: expected the {kind.__name__} of lsalsa.prepare_solver, got "
+                          f"{type(operators).__name__}")
+    A, B = operators.dictionary, problem.A
+    if A.dtype != B.dtype or A.device != B.device:
+        raise LsalsaError(f"operators: prepared in {A.dtype} on {A.device}, the problem is {B.dtype} on {B.device}; "
+                          f"prepare them for this problem")
+    if A.shape != B.shape:
+        raise LsalsaError(f"operators: prepared for a {tuple(A.shape)} dictionary, the problem's is {tuple(B.shape)}; "
+                          f"prepare them for this problem")
+    if not torch.equal(A, B):
+        raise LsalsaError("operators: prepared for another dictionary (or this one before an edit in place); "
+                          "prepare them for this problem")
 
 
 def prox_threshold(problem: LassoProblem, scale: float) -> torch.Tensor | float:

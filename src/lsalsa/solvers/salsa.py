@@ -5,18 +5,19 @@ the driver. The iteration is :mod:`lsalsa.solvers.iteration`, the run to converg
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from .._validation import check_positive
 from ..errors import LsalsaError
-from ..kkt import certify
 from ..linalg import factor_splitting_operator
 from ..problem import LassoProblem
-from ._common import Callback, SolverResult, check_check_every, check_run_args, converged, prox_threshold, row_blocks
+from ._common import (Callback, SolverResult, check_check_every, check_prepared, check_run_args, converged,
+                      prox_threshold, row_blocks, row_certifier)
 from .iteration import filtered_input, unrolled_salsa
-from .loops import SalsaState, run_to_convergence
+from .loops import SalsaState, run_blocks
 from .penalty import resolve_mu
 from .polish import make_polisher, resolve_polish
 
@@ -46,6 +47,67 @@ def operators(problem: LassoProblem, mu: float, method: str = "auto") -> tuple[t
     return problem.A.T, factor_splitting_operator(problem.A, mu, method), prox_threshold(problem, mu)
 
 
+@dataclass(frozen=True, eq=False)
+class SalsaOperators:
+    """SALSA's operators of one dictionary and penalty, prepared once and passed to every call
+    (``salsa(problem, Y, mu=mu, n_iter=T, operators=ops)``) instead of factoring ``S`` again in
+    each (at M = 1024, N = 2048 that is most of a truncated call's time). Made by :meth:`of`
+    (or :func:`lsalsa.prepare_solver`). They do not depend on alpha: one serves every alpha.
+
+    An explicit object rather than a cache on the problem: it holds its ``S`` (N, N) only while
+    the caller keeps it (a search over mu keeps none of the others), every call checks it
+    against its problem (dictionary, dtype, device, mu; an edit of ``A`` in place too) and
+    refuses a stale one with :class:`LsalsaError`, and the problems a caller derives
+    (``with_alphas``, ``to``) share it without any hidden state.
+
+    Attributes
+    ----------
+    mu : the penalty (> 0).
+    method : how ``S`` was factored ("auto", "direct" or "woodbury").
+    dictionary : (M, N) a copy of the ``A`` they were made from; a call checks that its
+        problem's ``A`` still equals it exactly (dtype and device included).
+    A_T : (N, M) ``A^T``, contiguous (the encoders' ``W_e``), for the product ``A^T y``.
+    S : (N, N) ``(mu I + A^T A)^{-1}``.
+    """
+
+    mu: float
+    method: str
+    dictionary: torch.Tensor
+    A_T: torch.Tensor
+    S: torch.Tensor
+
+    @classmethod
+    def of(cls, problem: LassoProblem, mu: float, method: str = "auto") -> "SalsaOperators":
+        """The operators of ``problem``'s dictionary at penalty ``mu``; ``method`` factors ``S``
+        (see :func:`salsa`)."""
+        if not isinstance(problem, LassoProblem):
+            raise LsalsaError(f"problem: expected a LassoProblem, got {type(problem).__name__}")
+        return cls._of(problem, check_positive(mu, "mu"), method, problem.A.clone())
+
+    @classmethod
+    def _of(cls, problem: LassoProblem, mu: float, method: str, dictionary: torch.Tensor) -> "SalsaOperators":
+        with torch.no_grad():
+            return cls(mu, method, dictionary, problem.A.T.contiguous(), factor_splitting_operator(problem.A, mu, method))
+
+    @classmethod
+    def checked(cls, problem: LassoProblem, Y: torch.Tensor, mu: Any, method: str, operators: Any) -> "SalsaOperators":
+        """``operators`` when they are ``problem``'s at ``mu`` and ``method`` ("auto" accepts
+        theirs), :class:`LsalsaError` otherwise; None: made for this call at ``mu`` ("auto": the
+        trial on ``Y``; no copy of ``A`` kept)."""
+        if operators is None:
+            return cls._of(problem, resolve_mu(problem, mu, Y), method, problem.A)
+        check_prepared(operators, cls, problem)
+        if isinstance(mu, str):
+            raise LsalsaError(f"mu: with prepared operators pass the mu they were made for ({operators.mu:g}), "
+                              f"not {mu!r}")
+        if check_positive(mu, "mu") != operators.mu:
+            raise LsalsaError(f"mu: the operators were prepared for mu={operators.mu:g}, got mu={mu:g}; prepare "
+                              f"them for this mu")
+        if method not in ("auto", operators.method):
+            raise LsalsaError(f"method: the operators' S was factored by {operators.method!r}, got {method!r}")
+        return operators
+
+
 def salsa(
     problem: LassoProblem,
     Y: Any,
@@ -59,6 +121,7 @@ def salsa(
     relaxation: float | None = None,
     check_every: int | None = None,
     polish: bool | None = None,
+    operators: SalsaOperators | None = None,
 ) -> SolverResult:
     """Solve the lasso (Eq. 4/6) for every row of ``Y: (B, M)`` by SALSA (Alg. 1/2).
 
@@ -92,6 +155,9 @@ def salsa(
         tried, and the default rule (None: on a CPU up to 256 atoms, or from 512 atoms on):
         :mod:`lsalsa.solvers.polish`. Not allowed with ``n_iter``. The first polished call on a
         CPU in a process loads the compiled loop (numba).
+    operators : :class:`SalsaOperators` of the problem's dictionary at this ``mu`` (a number),
+        prepared once for repeated calls; None: ``S`` is factored in this call. The codes are
+        the same bit for bit.
 
     When running to convergence each row stops on its own, at the first check where its
     relative change is below ``tol`` or its polished code is certified; the rows still running
@@ -109,25 +175,19 @@ def salsa(
     check_every = check_check_every(check_every)
     polish = resolve_polish(polish, truncated, problem.n_atoms, Y.device)
     with torch.no_grad():
-        mu = resolve_mu(problem, mu, Y)
-        A_T, S, threshold = operators(problem, mu, method)
+        ops = SalsaOperators.checked(problem, Y, mu, method, operators)
+        mu, S, threshold = ops.mu, ops.S, prox_threshold(problem, ops.mu)
         settings = {"mu": mu, "relaxation": relaxation, "polish": polish}
         if truncated:
-            U, k, change = _truncated(filtered_input(Y, A_T.contiguous()), S, mu, threshold, iters, relaxation, callback)
+            U, k, change = _truncated(filtered_input(Y, ops.A_T), S, mu, threshold, iters, relaxation, callback)
             return SolverResult(U, k, False, change, settings)
         SAty = Y @ (problem.A @ S.T)  # S A^T y: the x-update's constant term and the start, one product with Y
         AtY = Y @ problem.A if polish else None  # for the support solve only
-        runs = []
-        for r in _blocks(SAty, callback):
-            polisher = make_polisher(problem, AtY[r], threshold) if polish else None
-            Y_r = Y[r]
-            runs.append(run_to_convergence(SalsaState(SAty[r], S, mu, threshold, relaxation), tol=tol,
-                                           max_iter=iters, check_every=check_every, polisher=polisher,
-                                           certify=lambda i, X, Y_r=Y_r: certify(problem.A, Y_r[i], X, problem.thresholds, tol)["ok"],
-                                           callback=callback))
-        U, k, changes = torch.cat([u for u, _, _ in runs]), max(k for _, k, _ in runs), torch.cat([c for _, _, c in runs])
+        blocks = ((SalsaState(SAty[r], S, mu, threshold, relaxation), row_certifier(problem, Y[r], tol),
+                   make_polisher(problem, AtY[r], threshold) if polish else None) for r in _blocks(SAty, callback))
+        U, k, change = run_blocks(blocks, n_iter=iters, truncated=False, tol=tol, check_every=check_every,
+                                  callback=callback)
         ok, kkt = converged("salsa", problem, Y, U, tol, iters, truncated)
-    change = float(changes.max()) if changes.numel() else 0.0
     return SolverResult(U, k, ok, change, settings, kkt)
 
 
