@@ -1,10 +1,15 @@
 """Solver operators prepared once (issue 21, item 3): the same codes bit for bit as operators
-formed in each call, and a stale prepared operator refused with a clear error."""
+formed in each call, a stale prepared operator refused with a clear error, and the callers that
+repeat calls (evaluation, separation, LassoCoder) preparing them once."""
+import numpy as np
 import pytest
 import torch
 
 import lsalsa
+from _tiny import tiny  # noqa: F401  (the fixture)
 from lsalsa import LISTA, LSALSA, LassoProblem, LsalsaError, prepare_solver
+from lsalsa.files import read_json
+from lsalsa.sklearn import LassoCoder
 from lsalsa.solvers import IstaOperators, SalsaOperators
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -91,3 +96,36 @@ def test_an_edit_of_the_dictionary_in_place_is_caught(single, Y64):
         lsalsa.salsa(problem, Y64, mu=MU, n_iter=1, operators=ops["salsa"])
     with pytest.raises(LsalsaError, match="prepared for another dictionary"):
         lsalsa.fista(problem, Y64, n_iter=1, operators=ops["fista"])
+
+
+# ---- where calls repeat: the evaluation, separation, the estimators -----------------------------
+def test_the_evaluation_times_solvers_with_their_operators_prepared(tiny):
+    row = read_json(tiny[1] / "results" / "fista_T1.json")  # the tiny run's one method, FISTA at T=1
+    assert row["setup_s"] > 0 and row["time_s"] > 0
+
+
+def test_separation_prepares_a_solvers_operators_once(single, monkeypatch):
+    calls = []
+
+    def counted(*args, **kw):
+        calls.append(args[1])
+        return prepare_solver(*args, **kw)
+
+    monkeypatch.setattr(lsalsa.bundle, "prepare_solver", counted)
+    problem = LassoProblem(single.A, alphas=0.15)  # 64 = 8 x 8 pixels
+    model = lsalsa.SeparationModel(problem, "salsa", 8, n_iter=3, mu=MU)
+    image = torch.rand(20, 24, generator=torch.Generator().manual_seed(0)).numpy()
+    sep = lsalsa.separate_image(image, model, stride=2, batch_size=16)  # 63 patches: 4 batches
+    assert calls == ["salsa"]
+    patches = torch.as_tensor(image[:8, :8].reshape(1, 64), dtype=torch.float64)
+    torch.testing.assert_close(model.coder()(patches), model.encode(patches), rtol=0, atol=0)
+    assert sep.sources.shape == (1, 20, 24)
+
+
+@pytest.mark.parametrize("solver, kind", [("salsa", SalsaOperators), ("fista", IstaOperators)])
+def test_lasso_coder_prepares_its_operators_in_fit(solver, kind, digit_atoms, digits):
+    coder = LassoCoder(digit_atoms.T.copy(), alpha=0.15, solver=solver, mu=MU).fit(digits[:50])
+    assert isinstance(coder.operators_, kind) and getattr(coder.operators_, "mu", MU) == MU
+    expected = lsalsa.solve(coder.problem_, torch.from_numpy(digits[:50]), method=solver, tol=1e-6, max_iter=10_000,
+                            **({"mu": MU} if solver == "salsa" else {})).X.numpy()
+    np.testing.assert_array_equal(coder.transform(digits[:50]), expected)

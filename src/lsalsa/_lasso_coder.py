@@ -15,7 +15,7 @@ from ._sklearn_base import DTYPES, SignalTransformer, torch_device, torch_dtype
 from ._validation import check_positive, check_positive_int
 from .errors import LsalsaError
 from .problem import LassoProblem
-from .solvers import auto_mu, fista, salsa
+from .solvers import auto_mu, fista, prepare_solver, salsa
 
 SOLVERS = ("salsa", "fista")
 
@@ -59,6 +59,8 @@ class LassoCoder(SignalTransformer):
     components_ : (n_atoms, n_features) ndarray, the dictionary in the fitted dtype.
     problem_ : :class:`lsalsa.LassoProblem` (``A = components_.T``).
     mu_ : float or None, SALSA's penalty (None for FISTA).
+    operators_ : the solver's operators for ``problem_`` (and ``mu_``), prepared once in ``fit``
+        for every ``transform`` (:func:`lsalsa.prepare_solver`).
     n_features_in_, feature_names_in_ : as for any scikit-learn estimator.
 
     Examples
@@ -98,12 +100,13 @@ class LassoCoder(SignalTransformer):
         if self.solver == "salsa":
             Y = self._to_tensor(X, dtype, device)
             self.mu_ = auto_mu(self.problem_, Y) if self.mu == "auto" else check_positive(self.mu, "mu")
+        self.operators_ = prepare_solver(self.problem_, self.solver, mu=self.mu_)
         return self
 
     def transform(self, X: Any) -> np.ndarray:
         """The lasso codes ``(n_samples, n_atoms)`` (numpy, the fitted dtype) of the rows of
         ``X: (n_samples, n_features)``, solved 8192 rows at a time."""
-        kw = {"tol": self.solver_tol, "max_iter": self.solver_max_iter}
+        kw = {"tol": self.solver_tol, "max_iter": self.solver_max_iter, "operators": self.operators_}
         if self.solver == "salsa":
             return self._encode_rows(X, lambda Y: salsa(self.problem_, Y, mu=self.mu_, **kw).X)
         return self._encode_rows(X, lambda Y: fista(self.problem_, Y, **kw).X)

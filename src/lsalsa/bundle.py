@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from .errors import LsalsaError
 from .files import FORMAT_VERSION, read_torch, save_torch
 from .methods import METHODS
 from .problem import LassoProblem
+from .solvers import prepare_solver
 
 MODEL_FORMAT = "lsalsa-model"
 
@@ -69,10 +70,19 @@ class SeparationModel:
 
     def encode(self, Y: torch.Tensor) -> torch.Tensor:
         """Codes ``X: (B, N)`` of signals ``Y: (B, M)`` in model units, by the model's method."""
+        return self.coder()(Y)
+
+    def coder(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """:meth:`encode` for many batches: ``Y: (B, M) -> X: (B, N)`` with a solver's operators
+        prepared once (:func:`lsalsa.prepare_solver`; not for SALSA without a ``mu``, whose
+        ``"auto"`` is chosen per batch)."""
         if self.encoder is not None:
-            return self.encoder.encode(Y)
-        kw = {"tol": 1e-6, "max_iter": 10_000} if self.n_iter is None else {}
-        return METHODS[self.method].solve(self.problem, Y, n_iter=self.n_iter, mu=self.mu, **kw).X
+            return self.encoder.encode
+        method = METHODS[self.method]
+        kw: dict[str, Any] = {"tol": 1e-6, "max_iter": 10_000} if self.n_iter is None else {}
+        if self.mu is not None or not method.takes_mu:
+            kw["operators"] = prepare_solver(self.problem, self.method, **method.mu_keywords(self.mu))
+        return lambda Y: method.solve(self.problem, Y, n_iter=self.n_iter, mu=self.mu, **kw).X
 
     def to(self, device: Any) -> "SeparationModel":
         """The same model with its tensors on ``device``."""

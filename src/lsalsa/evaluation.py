@@ -17,17 +17,21 @@ from sklearn.random_projection import GaussianRandomProjection
 
 from ._validation import check_positive_int
 from .errors import LsalsaError
+from .methods import Method
 from .metrics import code_rmse
 from .problem import LassoProblem
+from .solvers import prepare_solver
 
 Encode = Callable[[torch.Tensor], torch.Tensor]
 
 
-def time_encode(encode: Encode, Y: torch.Tensor, *, repeats: int = 5, warmup: int = 1) -> tuple[torch.Tensor, float]:
+def time_encode(encode: Callable[[torch.Tensor], Any], Y: torch.Tensor, *, repeats: int = 5,
+                warmup: int = 1) -> tuple[Any, float]:
     """Run ``encode(Y)`` ``warmup`` times untimed, then ``repeats`` times timed.
 
-    Returns the codes of the last run and the median wall-clock seconds. CUDA work is
-    synchronised before each clock read so that the time is the encoder's, not the launch's.
+    Returns the codes (what ``encode`` returns) of the last run and the median wall-clock
+    seconds. CUDA work is synchronised before each clock read so that the time is the
+    encoder's, not the launch's. Also times a set-up on ``Y``'s device (see :func:`time_setup`).
     """
     repeats = check_positive_int(repeats, "repeats")
     sync = torch.cuda.synchronize if Y.device.type == "cuda" else (lambda: None)
@@ -42,6 +46,20 @@ def time_encode(encode: Encode, Y: torch.Tensor, *, repeats: int = 5, warmup: in
             sync()
             times.append(time.perf_counter() - t0)
     return X, statistics.median(times)
+
+
+def time_setup(method: Method, problem: LassoProblem, Y: torch.Tensor, *, mu: float | None = None,
+               repeats: int = 5) -> tuple[Any, float]:
+    """The operators of a solver method (:func:`lsalsa.prepare_solver`; ``mu`` for the SALSA
+    family only) and the median seconds taken to prepare them, as :func:`time_encode` times."""
+    return time_encode(lambda _: prepare_solver(problem, method.name, **method.mu_keywords(mu)), Y, repeats=repeats)
+
+
+def solver_encode(method: Method, problem: LassoProblem, n_iter: int, operators: Any, *,
+                  mu: float | None = None) -> Encode:
+    """``Y: (B, M) -> X: (B, N)``: ``n_iter`` iterations of a solver method with its prepared
+    ``operators`` (:func:`time_setup`), so that timing a call times the iterations only."""
+    return lambda Y: method.solve(problem, Y, n_iter=n_iter, mu=mu, operators=operators).X
 
 
 def psnr(estimate: Any, reference: Any, data_range: float = 1.0) -> float:

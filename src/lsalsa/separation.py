@@ -185,6 +185,7 @@ def separate_image(
     # (assemble_patches needs all patches at once). Sums in float64, as there.
     total = torch.zeros(D, H * W, dtype=torch.float64, device=device)
     count = torch.zeros(H * W, dtype=torch.float64, device=device)
+    encode = model.coder()  # a solver's operators prepared once for all batches
     starts = range(0, len(corners), batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -193,7 +194,7 @@ def separate_image(
     for i in starts:
         c = corners[i:i + batch_size]
         index = (c[:, :1] * W + c[:, 1:]) + offsets  # (b, p*p) flat pixel indices
-        parts = problem.reconstruct(model.encode(flat[index]))
+        parts = problem.reconstruct(encode(flat[index]))
         idx = index.reshape(-1)
         for d, part in enumerate(parts):
             total[d].index_add_(0, idx, part.reshape(-1).to(torch.float64))

@@ -27,11 +27,12 @@ from torch import nn
 from ..encoders import load_encoder, save_encoder
 from ..ddp import current, from_rank0, is_rank0
 from ..errors import LsalsaError
-from ..evaluation import CodeClassifier, evaluate_codes, image_features, per_sample_stats, time_encode
+from ..evaluation import CodeClassifier, evaluate_codes, image_features, per_sample_stats, solver_encode, time_encode, time_setup
 from ..files import save_npz, write_json
 from ..methods import get_method
 from ..metrics import code_rmse
 from ..pipeline import fit_encoder
+from ..solvers import prepare_solver
 from ..problem import LassoProblem
 from ..train import TrainConfig, TrainHistory
 from .config import ExperimentConfig
@@ -145,12 +146,16 @@ def _search(run: RunContext, method: str, task: Task, T: int) -> tuple[dict[str,
         return grid[0], None
     m = get_method(method)
     best, best_err = None, float("inf")
+    prepared: dict[Any, Any] = {}  # a solver's operators per mu, shared by the searched alphas
     for params in grid:
         try:
             if m.learned:
                 encode = _train(run, task, method, T, params, run.config.search.epochs)[0]
             else:
-                encode = m.encode_fn(with_params(task.problem, params), T, mu=params["mu"])
+                mu = params["mu"]
+                if mu not in prepared:
+                    prepared[mu] = prepare_solver(task.problem, method, **m.mu_keywords(mu))
+                encode = solver_encode(m, with_params(task.problem, params), T, prepared[mu], mu=mu)
             with torch.inference_mode():
                 err = code_rmse(encode(task.Y_val), task.X_val)
         except LsalsaError:  # a diverging trial is a bad setting, not a failed experiment
@@ -189,10 +194,15 @@ def evaluate_method(run: RunContext, task: Task, method: str, T: int) -> dict[st
     model, history = _trained(run, task, method, T, params) if m.learned else (None, None)
     if not is_rank0():
         return None  # under torchrun, rank 0 scores and writes
-    encode = m.encode_fn(with_params(task.problem, params), T, mu=params["mu"], model=model)
-    X, time_s = time_encode(encode, task.Y_test, repeats=run.config.methods.repeats)
+    problem, mu, repeats, setup = with_params(task.problem, params), params["mu"], run.config.methods.repeats, {}
+    if m.learned:
+        encode = m.encode_fn(problem, T, mu=mu, model=model)
+    else:  # the solver's operators prepared once: time_s times its iterations, setup_s the preparation
+        operators, setup["setup_s"] = time_setup(m, problem, task.Y_test, mu=mu, repeats=repeats)
+        encode = solver_encode(m, problem, T, operators, mu=mu)
+    X, time_s = time_encode(encode, task.Y_test, repeats=repeats)
     X = X.clone()  # out of inference mode
-    row = {"method": method, "T": T, "time_s": time_s,
+    row = {"method": method, "T": T, "time_s": time_s, **setup,
            **evaluate_codes(task.problem, task.Y_test, X, task.X_test, components=task.components),
            **{k: v for k, v in params.items() if v is not None}}
     if val_err is not None:
