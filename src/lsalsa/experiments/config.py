@@ -22,6 +22,7 @@ else:  # pragma: no cover
 import torch
 
 from ..codes import SOLVERS as CODE_SOLVERS
+from ..data.sources import SOURCES
 from ..errors import LsalsaError
 from ..methods import METHODS
 from ..learning_rate import SCHEDULES
@@ -33,13 +34,18 @@ DTYPES = ("float32", "float64")
 @dataclass
 class DataConfig:
     """Where the signals come from. ``kind="patches"``: patches of one source (single dictionary);
-    ``kind="mixture"``: a whole digit plus a natural-photo patch (MCA, two dictionaries)."""
+    ``kind="mixture"``: sums of one signal of each of D >= 2 sources (MCA, one dictionary per
+    source, in the order of ``sources``). Keys a kind does not use are rejected (:data:`UNUSED`)."""
     kind: str = "patches"
-    source: str = "mnist"
+    source: str = "mnist"      # patches: the source (a name of lsalsa.data.SOURCES or an image folder)
+    sources: list[str] = field(default_factory=lambda: ["mnist", "natural"])  # mixture: its D sources
+    stand_in: str = ""         # read in place of a named source whose files are not in the data
+                               # directory (e.g. "natural" for ASIRRA, CIFAR-10); "": such a source is an error
     patch_size: int = 10
     stride: int = 0            # 0: non-overlapping (= patch_size)
-    pad_to: int = 0            # 0: no padding (MNIST: 32, as in the paper)
-    min_std: float = 0.0       # keep only patches with std >= min_std
+    pad_to: int = 0            # patches: 0 no padding (MNIST: 32, as in the paper); mixtures pad
+                               # images smaller than patch_size to it
+    min_std: float = 0.0       # patches: keep only training patches with std >= min_std
     n_train: int = 10_000      # training signals (before `scale`)
     n_test: int = 2_000        # test signals (before `scale`)
     n_dict: int = 10_000       # signals used to learn the dictionary (before `scale`)
@@ -152,6 +158,17 @@ class ExperimentConfig:
 
 
 NOT_IDENTITY = ("device", "codes.allow_unconverged")
+
+# Keys (or whole sections) that a kind of experiment does not use: naming one in a config file or
+# an override is an error, not silently ignored. key -> (is it unused by this config?, why).
+UNUSED: dict[str, tuple[Any, str]] = {
+    "data.source": (lambda c: c.data.kind == "mixture", "a mixture names its sources in data.sources"),
+    "data.sources": (lambda c: c.data.kind == "patches", "a patches experiment has one source, data.source"),
+    "data.pad_to": (lambda c: c.data.kind == "mixture",
+                    "a mixture pads the images smaller than data.patch_size to it"),
+    "data.min_std": (lambda c: c.data.kind == "mixture", "a mixture keeps every patch"),
+    "separation": (lambda c: c.data.kind == "patches", "only a mixture experiment separates a picture"),
+}
 SEED_LIMIT = 2**32  # numpy's and torch's generators both take seeds in [0, 2**32)
 
 
@@ -180,7 +197,20 @@ def load_config(name_or_path: str | Path, overrides: list[str] = ()) -> Experime
         _apply_override(raw, item)
     config = _build(ExperimentConfig, raw, "")
     _check(config)
+    _reject_unused(raw, config)
     return config
+
+
+def _reject_unused(raw: dict, c: ExperimentConfig) -> None:
+    """One line naming the first key of ``raw`` (the file with its overrides) that ``c``'s kind
+    of experiment does not use (:data:`UNUSED`)."""
+    for key, (unused, why) in UNUSED.items():
+        *parents, last = key.split(".")
+        node = raw
+        for p in parents:
+            node = node.get(p, {})
+        if last in node and unused(c):
+            raise LsalsaError(f"config: {key} is not used by this experiment ({why}); remove it")
 
 
 def _apply_override(raw: dict, item: str) -> None:
@@ -262,7 +292,12 @@ def _check(c: ExperimentConfig) -> None:
         need(getattr(d, k) >= 1, f"data.{k}", ">= 1", getattr(d, k))
         need(c.scaled(getattr(d, k)) < 2**31, f"data.{k}", "at most 2**31 signals after data.scale",
              getattr(d, k) * d.scale)
-    n_dicts = 2 if d.kind == "mixture" else 1
+    for key, names in (("data.source", [d.source]), ("data.sources", d.sources),
+                       ("data.stand_in", [d.stand_in] if d.stand_in else [])):
+        bad = [n for n in names if n not in SOURCES and "/" not in n]
+        need(not bad, key, f"names from {sorted(SOURCES)} (or an image folder's path)", bad)
+    need(d.kind == "patches" or len(d.sources) >= 2, "data.sources", "a list of at least 2 sources", d.sources)
+    n_dicts = len(d.sources) if d.kind == "mixture" else 1
     need(len(c.dictionary.n_atoms) == n_dicts, "dictionary.n_atoms", f"a list of {n_dicts} sizes", c.dictionary.n_atoms)
     need(len(c.dictionary.alphas) == n_dicts, "dictionary.alphas", f"a list of {n_dicts} values", c.dictionary.alphas)
     need(all(a > 0 for a in c.dictionary.alphas), "dictionary.alphas", "> 0", c.dictionary.alphas)

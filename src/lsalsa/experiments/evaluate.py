@@ -15,7 +15,6 @@ method's row only after the training all ranks take part in.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from torch import nn
 from ..encoders import load_encoder, save_encoder
 from ..ddp import current, from_rank0, is_rank0
 from ..errors import LsalsaError
-from ..evaluation import CodeClassifier, evaluate_codes, image_features, per_sample_stats, solver_encode, time_encode, time_setup
+from ..evaluation import evaluate_codes, per_sample_stats, solver_encode, time_encode, time_setup
 from ..files import save_npz, write_json
 from ..methods import get_method
 from ..metrics import code_rmse
@@ -35,11 +34,11 @@ from ..pipeline import fit_encoder
 from ..solvers import prepare_solver
 from ..problem import LassoProblem
 from ..train import TrainConfig, TrainHistory
+from .classify import Probes, build_probes, summary_path
 from .config import ExperimentConfig
 from .context import RunContext, is_row, read_step_json, step_file_hint
 
 ROW_NUMBERS = ("time_s", "rmse", "sparsity")  # what every result row holds, as the report reads it
-Probe = Callable[[torch.Tensor], float]  # codes X: (B, N) of the test signals -> classification error [%]
 
 
 @dataclass
@@ -50,7 +49,8 @@ class Task:
     their optimal codes X*. The training part of the training signals trains the encoders, the
     validation part ranks the searched settings, the test signals score. ``components``: the true
     sources ``(P_test, M)`` of mixture experiments, else None; ``probe``: the classification
-    error of test codes, None when the config does not classify.
+    errors of test codes per source (:mod:`lsalsa.experiments.classify`), None when the config
+    does not classify.
     """
 
     problem: LassoProblem
@@ -61,7 +61,7 @@ class Task:
     Y_test: torch.Tensor
     X_test: torch.Tensor
     components: list[torch.Tensor] | None
-    probe: Probe | None
+    probe: Probes | None
 
 
 def _task(c: ExperimentConfig, problem: LassoProblem, arrays: dict[str, np.ndarray],
@@ -72,7 +72,7 @@ def _task(c: ExperimentConfig, problem: LassoProblem, arrays: dict[str, np.ndarr
     X_star = tensor(X_test)
     components = [tensor(comp) for comp in arrays["C_test"]] if "C_test" in arrays else None
     return Task(problem, *validation_split(tensor(arrays["Y_train"]), tensor(X_train), c.search.val_fraction),
-                tensor(arrays["Y_test"]), X_star, components, _probe(c, problem, arrays, X_star))
+                tensor(arrays["Y_test"]), X_star, components, build_probes(c, problem, arrays, X_star))
 
 
 def validation_split(Y: torch.Tensor, X: torch.Tensor, fraction: float) -> tuple[torch.Tensor, ...]:
@@ -80,27 +80,6 @@ def validation_split(Y: torch.Tensor, X: torch.Tensor, fraction: float) -> tuple
     signals ``Y: (P, M)`` and their codes ``X: (P, N)`` validate."""
     n_val = max(1, int(len(Y) * fraction))
     return Y[:-n_val], X[:-n_val], Y[-n_val:], X[-n_val:]
-
-
-def _probe(c: ExperimentConfig, problem: LassoProblem, arrays: dict[str, np.ndarray],
-           X_star: torch.Tensor) -> Probe | None:
-    """The classification error of a method's test codes (Section 6.1): a probe trained on the
-    optimal test codes ``X_star``; None when the config does not classify."""
-    if not c.methods.classify:
-        return None
-    labels = arrays["labels"]
-    if c.data.kind == "patches":  # an image's feature: the codes of its patches, concatenated
-        image = arrays["image"]
-
-        def features(X: torch.Tensor) -> np.ndarray:
-            return image_features(X.cpu().numpy(), image, len(labels))
-    else:  # MCA: classify the digit component's codes x_1 (the digit labels)
-        n1 = problem.dict_sizes[0]
-
-        def features(X: torch.Tensor) -> np.ndarray:
-            return X[:, :n1].cpu().numpy()
-    classifier = CodeClassifier(seed=c.seed).fit(features(X_star), labels)
-    return lambda X: classifier.error(features(X), labels)
 
 
 # ---- hyper-parameters ---------------------------------------------------------------------------
@@ -215,7 +194,7 @@ def evaluate_method(run: RunContext, task: Task, method: str, T: int) -> dict[st
         row["lr_found"] = history.lr_found
         row["rollbacks"] = len(history.rollbacks)
     if task.probe is not None:
-        row["class_error"] = task.probe(X)
+        row.update(task.probe(X))
     sparsity, rmse = per_sample_stats(X, task.X_test)
     save_npz(run.path("results", f"{method}_T{T}.npz"), sparsity=sparsity, rmse=rmse, X_head=X[:16].cpu().numpy())
     write_json(run.path("results", f"{method}_T{T}.json"), row)
@@ -230,6 +209,8 @@ def step_methods(run: RunContext, problem: LassoProblem, arrays: dict[str, np.nd
     task = _task(c, problem, arrays, X_train, X_test)
     rows, cached = [], 0
     lead = is_rank0()
+    if task.probe is not None and lead:
+        write_json(summary_path(run), task.probe.summary())
     for T, method in itertools.product(c.methods.T, c.methods.names):
         if not (lead or get_method(method).learned):
             continue  # only rank 0 of a torchrun job evaluates a solver

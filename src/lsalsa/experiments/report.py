@@ -23,6 +23,7 @@ from ..methods import METHODS
 from ..metrics import code_rmse
 from ..problem import LassoProblem
 from .config import ExperimentConfig
+from .classify import report_tables
 from .context import RunContext, load_step, read_step_json
 from .learned import learned_section
 
@@ -115,9 +116,9 @@ def _figures(run: RunContext, problem: LassoProblem, rows: list[dict], arrays: d
 
     save(plots.plot_curves(rows, "T", "rmse", title=c.name), "error_vs_T.png", "Code error vs T (Fig. 3/4/14)")
     save(plots.plot_curves(rows, "time_s", "rmse", title=c.name), "error_vs_time.png", "Code error vs inference time")
-    if any("class_error" in r for r in rows):
-        save(plots.plot_curves(rows, "time_s", "class_error", title=c.name, logy=False), "class_error_vs_time.png",
-             "Classification error of the probe vs inference time (Fig. 5/12/13/15)")
+    for key in dict.fromkeys(k for r in rows for k in r if k.startswith("class_error")):  # one per classified source
+        save(plots.plot_curves(rows, "time_s", key, title=c.name, logy=False), f"{key}_vs_time.png",
+             f"Classification error of the probe ({key}) vs inference time (Fig. 5/12/13/15/17/19)")
     clouds = {}
     for r in rows:
         f = run.path("results", f"{r['method']}_T{r['T']}.npz")
@@ -199,18 +200,15 @@ Section = tuple[str, str, list]  # (title, text, [(header, body) of each table])
 
 
 def _sections(c: ExperimentConfig, problem: LassoProblem, rows: list[dict], n_test: int,
-              acc: dict[str, Any] | None, n_images: int = 0) -> list[Section]:
-    """The report's tables, in order."""
+              acc: dict[str, Any] | None, classification: list[Section] = ()) -> list[Section]:
+    """The report's tables, in order; ``classification``: :func:`_classification`'s."""
     sections: list[Section] = []
     sections.append(("Code error (RMSE against the optimal codes)", "code RMSE = sqrt(mean over test signals and atoms of (x - x*)^2)"
                      "; * marks a learned encoder that kept its initial weights (training never beat the truncated "
                      "solver on the validation split)",
                      [_table(rows, "rmse", ".4g")]))
     sections.append(("Inference time [s] (median, whole test set)", f"{n_test} test signals", [_table(rows, "time_s", ".3g")]))
-    if any("class_error" in r for r in rows):
-        on = f" ({n_images} labelled test images)" if n_images else ""
-        sections.append(("Classification error [%]", "Logistic regression trained on the optimal test codes, applied "
-                         f"to each method's codes{on}", [_table(rows, "class_error", ".2f")]))
+    sections += classification
     if any("psnr_1" in r for r in rows):
         text = "PSNR of A_i x_i against each true source y_i (sources in [0, 1]), one table per source"
         if any(r.get(f"psnr_{i + 1}", 0) < 0 for r in rows for i in range(problem.n_dicts)):
@@ -237,6 +235,20 @@ def _sections(c: ExperimentConfig, problem: LassoProblem, rows: list[dict], n_te
     return sections
 
 
+def _classification(run: RunContext, rows: list[dict]) -> list[Section]:
+    """The classification error of each classified source's codes, with its probe's own error on
+    the optimal codes (:mod:`lsalsa.experiments.classify`)."""
+    tables, skipped = report_tables(run, rows)
+    if not tables:
+        return [("Classification error [%]", skipped, [])] if skipped else []
+    out = []
+    for key, label, text in tables:
+        header, body = _table(rows, key, ".2f")
+        header[0] = f"T ({label})"
+        out.append((header, body))
+    return [("Classification error [%]", " ".join([t for _, _, t in tables] + [skipped]).strip(), out)]
+
+
 def _provenance(run: RunContext, arrays: dict[str, np.ndarray], codes_facts: dict[str, dict] | None) -> Section:
     """Where the data came from (a subset said so), whether the optimal codes converged, and the
     device: what a reader needs before trusting the tables."""
@@ -248,7 +260,8 @@ def _provenance(run: RunContext, arrays: dict[str, np.ndarray], codes_facts: dic
         where = ", ".join(origin) if isinstance(origin, list) else str(origin)
         subset = " SUBSET, not the full data set: " + info["note"] if info.get("full") is False and "note" in info else (
             " (a subset)" if info.get("full") is False else "")
-        lines.append(f"Data {part}: {where}.{subset}")
+        stand_in = f" Read as the {info['note']}." if info.get("stand_in_for") else ""
+        lines.append(f"Data {part}: {where}.{subset}{stand_in}")
     for split, f in (codes_facts or {}).items():
         state = "all converged" if f.get("all_converged", True) else (
             "NOT all converged (kept because codes.allow_unconverged is true)")
@@ -326,7 +339,7 @@ def write_report(run: RunContext, problem: LassoProblem, rows: list[dict], array
     acc = acceleration(run, problem, rows, Y_test, X_star)
     figs = _figures(run, problem, rows, arrays)
     sections = [_provenance(run, arrays, codes_facts)] + _sections(run.config, problem, rows, len(Y_test), acc,
-                                                                  len(arrays.get("labels", ())))
+                                                                  _classification(run, rows))
     if separation:
         sections.append(_separation_section(run.config, separation))
         figs += _separation_figures(separation)

@@ -29,7 +29,6 @@ reports.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import replace
@@ -56,96 +55,42 @@ from .config import ExperimentConfig, config_from_dict
 from .context import (RECOMPUTE, Log, RunContext, is_rows, load_step, read_step_json, resolve_device, silent,
                       step_file_hint)
 from .evaluate import step_methods, with_params
+from .signals import data_origin, mixture_signals, patch_signals, resolve_sources
 
 STEPS = ("data", "dictionary", "codes", "methods", "separate", "report")
 
 
 # ---- step 1: data --------------------------------------------------------------------------
-def _patch_data(c: ExperimentConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    d = c.data
-    data_dir = d.data_dir or None
-    stride = d.stride or d.patch_size
-    opts = dict(pad_to=d.pad_to or None)
-    train_imgs, _, train_info = lsdata.load_images(d.source, "train", data_dir, return_info=True)
-    train, _ = lsdata.extract_patches(train_imgs, d.patch_size, stride, min_std=d.min_std or None, **opts)
-    train = train[rng.permutation(len(train))]
-    n_train, n_dict = c.scaled(d.n_train), c.scaled(d.n_dict)
-    if len(train) < n_train:
-        raise LsalsaError(f"data.n_train: {n_train} patches asked for, the source gives {len(train)}")
-    test_imgs, test_labels, test_info = lsdata.load_images(d.source, "test", data_dir, return_info=True)
-    origin = _origin({f"{d.source} train": train_info, f"{d.source} test": test_info})
-    n_test = c.scaled(d.n_test)
-    if isinstance(test_imgs, list):  # photos of different sizes: a random sample of their patches
-        if c.methods.classify:
-            raise LsalsaError(f"methods.classify: source {d.source!r} has no per-image labels to classify; set it to false")
-        test, image = lsdata.extract_patches(test_imgs, d.patch_size, stride, **opts)
-        _enough("data.n_test", n_test, len(test), "test patches")
-        pick = np.sort(rng.permutation(len(test))[:n_test])
-        return {"Y_train": train[:n_train], "Y_dict": train[-n_dict:], "Y_test": test[pick], "image": image[pick],
-                "labels": np.zeros(0, dtype=np.int64), "origin": origin}
-    # Test signals are all patches of whole test images (no std filter), so that each image's
-    # codes can be concatenated for the classification probe (Section 6.1).
-    order = rng.permutation(len(test_imgs))
-    probe, _ = lsdata.extract_patches(test_imgs[order[:1]], d.patch_size, stride, **opts)
-    _enough("data.n_test", n_test, len(test_imgs) * len(probe), "test patches (whole test images)")
-    chosen = order[: max(1, n_test // len(probe))]
-    test, image = lsdata.extract_patches(test_imgs[chosen], d.patch_size, stride, **opts)
-    return {"Y_train": train[:n_train], "Y_dict": train[-n_dict:], "Y_test": test, "image": image,
-            "labels": test_labels[chosen].astype(np.int64), "origin": origin}
-
-
-def _enough(key: str, asked: int, available: int, what: str) -> None:
-    if asked > available:
-        raise LsalsaError(f"{key}: {asked} signals asked for (after data.scale), the source gives {available} {what}")
-
-
-def _origin(infos: dict[str, dict]) -> np.ndarray:
-    """What each part of the data was read from (``load_images``'s ``info``), as a JSON string
-    kept in ``data.npz`` (a string array: no pickle) for the log and the report."""
-    keep = ("origin", "full", "note")
-    return np.array(json.dumps({k: {f: v[f] for f in keep if f in v} for k, v in infos.items()}))
-
-
-def data_origin(arrays: dict[str, np.ndarray]) -> dict[str, dict]:
-    """What the run's data was read from, per part (empty for a run written before it was kept)."""
-    return json.loads(str(arrays["origin"])) if "origin" in arrays else {}
-
-
-def _mixture_data(c: ExperimentConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    d = c.data
-    seed = int(rng.integers(2**31))
-    train = lsdata.mnist_natural("train", patch_size=d.patch_size, stride=d.stride or None,
-                                 n_mixtures=c.scaled(d.n_train), seed=seed, data_dir=d.data_dir or None)
-    test = lsdata.mnist_natural("test", patch_size=d.patch_size, stride=d.stride or None,
-                                n_mixtures=c.scaled(d.n_test), seed=seed + 1, data_dir=d.data_dir or None)
-    n_dict = min(c.scaled(d.n_dict), len(train))
-    origin = _origin({f"{name} {split}": info for split, m in (("train", train), ("test", test))
-                      for name, info in m.info.items()})
-    return {"Y_train": train.Y, "Y_test": test.Y, "C_train_dict": train.components[:, :n_dict],
-            "C_test": test.components, "labels": test.labels[0].astype(np.int64), "origin": origin}
-
-
 DATA_KEYS = {"patches": ("Y_train", "Y_dict", "Y_test", "image", "labels"),
-             "mixture": ("Y_train", "Y_test", "C_train_dict", "C_test", "labels")}
+             "mixture": ("Y_train", "Y_test", "C_train_dict", "C_test", "labels", "index", "patches_per_image")}
 
 
 def step_data(run: RunContext) -> dict[str, np.ndarray]:
-    """The signals of the experiment, floats in the run's dtype (built once, then read)."""
+    """The signals of the experiment, floats in the run's dtype (built once, then read;
+    :mod:`lsalsa.experiments.signals`). A source that is missing, or holds fewer signals than
+    asked for, fails here, before any long step."""
     c, path = run.config, run.path("data.npz")
     if path.exists():
         arrays = load_step(path, DATA_KEYS[c.data.kind])
         run.log(f"[data] cached: {len(arrays['Y_train'])} training and {len(arrays['Y_test'])} test signals ({path.name})")
     else:
-        run.log(f"[data] building {c.data.kind} signals from {c.data.source!r}")
+        sources = resolve_sources(c)
+        run.log(f"[data] building {c.data.kind} signals from {' + '.join(repr(s.used) for s in sources)}")
         rng = np.random.default_rng(c.seed)
-        arrays = _patch_data(c, rng) if c.data.kind == "patches" else _mixture_data(c, rng)
+        arrays = (patch_signals(c, rng, sources[0]) if c.data.kind == "patches" else
+                  mixture_signals(c, rng, sources))
         arrays = {k: (v.astype(c.data.dtype) if v.dtype.kind == "f" else v) for k, v in arrays.items()}
         save_npz(path, **arrays)
         run.log(f"[data] {len(arrays['Y_train'])} training and {len(arrays['Y_test'])} test signals of length "
                 f"{arrays['Y_train'].shape[1]}")
+    notes = {}
     for part, info in data_origin(arrays).items():
-        if info.get("full") is False:
-            run.log(f"[data] note: {part} is a subset: {info.get('note') or info.get('origin')}")
+        if info.get("stand_in_for"):
+            notes.setdefault(f"[data] note: {part.split()[0]} is the {info.get('note')}", None)
+        elif info.get("full") is False:
+            notes.setdefault(f"[data] note: {part} is a subset: {info.get('note') or info.get('origin')}", None)
+    for note in notes:
+        run.log(note)
     return arrays
 
 
