@@ -209,7 +209,9 @@ def test_unconverged_codes_stop_the_run_unless_allowed(run, capsys):
     (run_dir / "config.json").unlink()  # the tiny run's cached data and dictionary, other codes settings
     sets = ["--set", "codes.solver='fista'", "--set", "codes.max_iter=2", "--set", "codes.tol=1e-12"]
     assert main(["codes", str(cfg), "--out", str(run_dir)] + sets) == 2
-    err = one_line_error(capsys)
+    warning, err = capsys.readouterr().err.splitlines()  # the solver's warning and the error, one line each
+    assert warning.startswith("lsalsa: warning: optimal codes (fista, max_iter=2, tol=1e-12): 117 of 200 rows did "
+                              "not converge: ") and err.startswith("lsalsa: error: ")
     assert "the optimal codes of the train signals did not all converge within codes.max_iter=2" in err
     assert "--set codes.allow_unconverged=true" in err
     assert main(["run", str(cfg), "--out", str(run_dir)] + sets + ["--set", "codes.allow_unconverged=true"]) == 0
