@@ -33,6 +33,8 @@ SCENARIOS = {
     "rollback": dict(epochs=3, lr=1e-3, warmup=0, rel_tol=0),
     # checkpointed every epoch: the uninterrupted run of the kill test
     "checkpointed": dict(epochs=5, lr=1e-3, warmup=2, rel_tol=0),
+    # a callback that asks to stop after epoch 2 on rank 1 only: both ranks stop
+    "callback": dict(epochs=6, lr=1e-3, rel_tol=0),
     # 199 signals on 2 ranks: 99 each (5 steps), the permutation's last one left out, said once
     "odd": dict(epochs=2, lr=1e-3, rel_tol=0),
 }
@@ -80,9 +82,10 @@ def train(name, batch_size, checkpoint=None, distributed=False, rank=0):
     if name == "odd":
         Y, X = Y[:199], X[:199]
     config = TrainConfig(batch_size=batch_size, **SCENARIOS[name])
+    stop = [lambda state: state.epoch == 2] if name == "callback" and (rank == 1 or not distributed) else []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        history = train_encoder(enc, Y, X, config, val=(Y_val, X_val), checkpoint=checkpoint,
+        history = train_encoder(enc, Y, X, config, val=(Y_val, X_val), callbacks=stop, checkpoint=checkpoint,
                                 resume=checkpoint is not None, distributed=distributed)
     return enc, history, [str(w.message) for w in caught if "distributed" in str(w.message)]
 
@@ -123,7 +126,7 @@ def results(out: Path, name: str) -> dict:
 
 
 # ---- two ranks at batch b = one process at batch 2b ---------------------------------------------
-@pytest.mark.parametrize("name", ["recipe", "rollback", "checkpointed"])
+@pytest.mark.parametrize("name", ["recipe", "rollback", "callback", "checkpointed"])
 def test_two_ranks_take_the_steps_of_one_process_at_twice_the_batch(ddp_runs, name):
     got = results(ddp_runs, name)
     enc, ref, _ = train(name, 2 * B)
@@ -138,6 +141,8 @@ def test_two_ranks_take_the_steps_of_one_process_at_twice_the_batch(ddp_runs, na
     if name == "recipe":  # the scenario does what it is there for
         assert ref.stop_reason == "converged" and len(ref.epoch) < 12 and ref.lr_found is not None
         assert 0 < ref.best_epoch
+    if name == "callback":
+        assert ref.stop_reason == "callback" and ref.epoch == [1, 2]
     if name == "rollback":
         assert len(ref.rollbacks) == 1 and ref.rollbacks[0]["epoch"] == 2 and ref.lr_scale == pytest.approx(0.1)
 
