@@ -86,3 +86,22 @@ def test_tiny_reproduction_end_to_end(tmp_path, capsys):
     assert "<table>" in (tmp_path / "reproduction.html").read_text()
     reproduce.write_reproduction(tmp_path, ["mnist_sc"], 0.005)
     assert json.loads((tmp_path / "reproduction.json").read_text())["mnist_sc"]["claims"] == claims
+
+
+def test_probe_errors_are_read_from_the_run(tmp_path):
+    (tmp_path / "probes.json").write_text(json.dumps({"probes": [
+        {"key": "class_error_1", "optimal_error": 0.0}, {"key": "class_error_2", "optimal_error": 0.8}], "skipped": []}))
+    assert reproduce._probe_errors(tmp_path) == {"class_error_1": 0.0, "class_error_2": 0.8}
+    assert reproduce._probe_errors(tmp_path / "none") == {}
+
+
+def test_missing_data_fails_before_any_long_step(tmp_path, monkeypatch, capsys):
+    """Every experiment's data step runs first: a data directory without MNIST stops the command
+    before any dictionary is learned."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("LSALSA_DATA", str(empty))
+    assert main(["reproduce", "--only", "fashion_sc", "mnist_sc", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(empty) in err
+    assert not list((tmp_path / "out").rglob("dictionary.npz"))

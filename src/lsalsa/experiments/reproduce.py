@@ -10,7 +10,8 @@ classification tables beside ours, with a verdict per claim:
 - an iteration claim ("more than k", or "k") is *reproduced* when our count is at least as large
   (LSALSA's lead at least as long), *not reproduced* otherwise;
 - a table's claim is the method the paper found best at the smallest T both have: *reproduced*
-  when it is among our best there too;
+  when it is among our best there too; the probe's error on the optimal codes is *reproduced*
+  when ours is at most the paper's;
 - everything is *not comparable* when the run used a stand-in for the paper's data set (named),
   or did not produce the quantity (e.g. no LSALSA at T = 1).
 """
@@ -108,6 +109,16 @@ def _class_key(i: int, rows: list[dict]) -> str | None:
     return None
 
 
+def _probe_errors(run_dir: Path) -> dict[str, float]:
+    """``{result key: the probe's error [%] on the optimal codes}`` of a run (``probes.json``)."""
+    path = run_dir / "probes.json"
+    if not path.exists():
+        return {}
+    summary = read_step_json(path, lambda v: isinstance(v, dict) and isinstance(v.get("probes"), list),
+                             "the classification probes")
+    return {p["key"]: float(p["optimal_error"]) for p in summary["probes"] if isinstance(p, dict) and "key" in p}
+
+
 def experiment_section(name: str, run_dir: Path) -> dict[str, Any]:
     """One experiment's comparison: ``{"title", "stand_ins", "iterations": [...], "tables": [...],
     "claims": [(claim, paper, ours, verdict)]}``."""
@@ -123,6 +134,13 @@ def experiment_section(name: str, run_dir: Path) -> dict[str, Any]:
         words = "more than" if relation == ">" else ""
         claims.append((f"{solver.upper()} needs {words} {k} iterations to match LSALSA T = 1".replace("  ", " "),
                        f"{'>' if relation == '>' else ''}{k} ({source})", ours, not_comparable or verdict))
+    probes = _probe_errors(run_dir)
+    for i, (value, source) in paper.get("probe_error", {}).items():
+        ours = probes.get(f"class_error_{i}", probes.get("class_error") if i == 1 else None)
+        verdict = ("not comparable (source not classified)" if ours is None else
+                   "reproduced" if ours <= value else "not reproduced")
+        claims.append((f"the probe's error on the optimal codes of source {i}", f"{value:g}% ({source})",
+                       "-" if ours is None else f"{ours:.2f}%", not_comparable or verdict))
     tables = []
     for i, (table_name, table) in paper["tables"].items():
         key = _class_key(i, rows)
