@@ -117,20 +117,56 @@ def iterations_until(run: Callable[[Callable], Any], reached: Callable[[torch.Te
 
 
 # ---- machine ------------------------------------------------------------------------------------
-def machine(device: str = "cpu") -> str:
-    """CPU, cores, library versions, and the GPU's name when ``device`` is a CUDA device."""
-    cpu = platform.processor() or platform.machine()
+FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "amx_bf16": "AMX-BF16"}
+"""The /proc/cpuinfo flags that change which kernels are fast, and how they are written here."""
+
+
+def _cpuinfo() -> tuple[str, list[str]]:
+    """The CPU's model name and its :data:`FLAGS` present (from /proc/cpuinfo where it exists)."""
+    model, flags = platform.processor() or platform.machine(), []
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
+        return model, flags
+    for line in lines:
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+        elif line.startswith("flags"):
+            present = set(line.split(":", 1)[1].split())
+            flags = [name for flag, name in FLAGS.items() if flag in present]
+            break
+    return model, flags
+
+
+def machine_kind() -> str:
+    """The machine kind a README section belongs to: its CPU model as a slug (``amd-epyc``)."""
+    return re.sub(r"[^a-z0-9]+", "-", _cpuinfo()[0].lower()).strip("-") or "unknown"
+
+
+def machine(device: str = "cpu") -> str:
+    """CPU and its vector flags, cores, library versions, and the GPU's name when ``device`` is a
+    CUDA device."""
+    cpu, flags = _cpuinfo()
     import sklearn
-    text = (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"numpy {np.__version__}, scikit-learn {sklearn.__version__}, Python {platform.python_version()}")
+    text = (f"{cpu} ({', '.join(flags) or 'no AVX2'}), {os.cpu_count()} cores, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), numpy {np.__version__}, scikit-learn {sklearn.__version__}, "
+            f"Python {platform.python_version()}")
     return text + (f", {torch.cuda.get_device_name()}" if device.startswith("cuda") else "")
+
+
+def gemm_gflops(n: int = 1024, dtype: torch.dtype = torch.float32, device: str = "cpu", repeats: int = 5) -> float:
+    """The GEMM peak of this run: GFLOP/s of an ``(n, n) @ (n, n)`` product, median of ``repeats``."""
+    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+    t = median_time(lambda: torch.mm(a, b), repeats=repeats, warmup=1)
+    return 2 * n**3 / t / 1e9
+
+
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages, as the section records them ("n/a" where unknown)."""
+    try:
+        return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
 
 
 def proc_status_kb(key: str) -> float:
@@ -179,16 +215,42 @@ class Table:
 
 
 def section_head(title: str, script: str, flags: str = "", device: str = "cpu") -> list[str]:
-    """A README section's first paragraphs: its title, the command that wrote it, the machine."""
-    return [f"## {title} (`{script}`)", f"Command: `.venv/bin/python benchmarks/{script}{flags}`  ",
-            f"Machine: {machine(device)}  "]
+    """A README section's first paragraphs: its title (with the machine kind: one section per kind
+    is kept), the command that wrote it, the machine, the load when it was written and the fp32
+    GEMM peak measured then (ratios to it carry over between machines, seconds do not)."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    peak = gemm_gflops(device=device)
+    return [f"## {title} (`{script}`, {machine_kind()})", f"Command: `.venv/bin/python benchmarks/{script}{flags}`  ",
+            f"Machine: {machine(device)}  ",
+            f"Load average (1, 5, 15 min) when written: {load_average()}; fp32 GEMM at N = 1024 in this run: "
+            f"{peak:.0f} GFLOP/s  "]
 
 
-def write_section(name: str, body: str) -> None:
-    """Replace (or append) the section between ``<!-- name:start -->`` and ``<!-- name:end -->``."""
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    block = f"{start}\n{body.rstrip()}\n{end}"
+def write_section(name: str, body: str, kind: str | None = None) -> None:
+    """Replace (or append) this machine kind's section ``name``, between
+    ``<!-- name@kind:start -->`` and ``<!-- name@kind:end -->``: a run on another kind of machine
+    adds its own section instead of overwriting this one's. A section written before kinds were
+    recorded (``<!-- name:start -->``) is this kind's when its Machine line names this CPU."""
+    kind = kind or machine_kind()
     text = README.read_text() if README.exists() else "# Benchmarks\n\nEach section is written by the script it names.\n"
+    legacy = re.compile(re.escape(f"<!-- {name}:start -->") + r"(.*?)" + re.escape(f"<!-- {name}:end -->"), re.S)
+    m = legacy.search(text)
+    if m and _kind_of(m.group(1)) == kind:
+        text = text[:m.start()] + f"<!-- {name}@{kind}:start -->{m.group(1)}<!-- {name}@{kind}:end -->" + text[m.end():]
+    start, end = f"<!-- {name}@{kind}:start -->", f"<!-- {name}@{kind}:end -->"
+    block = f"{start}\n{body.rstrip()}\n{end}"
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    else:  # after the other kinds' sections of this name, else at the end
+        others = list(re.finditer(re.escape(f"<!-- {name}") + r"(@[a-z0-9-]+)?:end -->", text))
+        at = others[-1].end() if others else len(text.rstrip())
+        text = text[:at] + "\n\n" + block + ("\n" if not others else "") + text[at:]
     README.write_text(text)
+
+
+def _kind_of(section: str) -> str | None:
+    """The machine kind a section's ``Machine:`` line names (None without one)."""
+    m = re.search(r"^Machine: ([^,(]+)", section, re.M)
+    return re.sub(r"[^a-z0-9]+", "-", m.group(1).strip().lower()).strip("-") if m else None
