@@ -86,13 +86,13 @@ def _span(values: list[float], fmt: str) -> str:
 def table(results: dict[int, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """The per-T table of the section (and of ``lsalsa analyze``): ranges over the layers."""
     a, b = STEPS
-    header = ["T", "||P||/||muI+A^TA||", "beta_hat/beta", "Thm 2 (beta_hat>beta)", "coupling", "Thm 1 x-residual",
+    header = ["T", "norm(P) / norm(mu I + A^T A)", "beta_hat/beta", "Thm 2 (beta_hat>beta)", "coupling", "Thm 1 x-residual",
               "u, d residual", "S asymmetry", f"RMSE plain/Eq.30 @{a}", f"@{b}", f"gain @{a}", f"gain @{b}"]
     body = []
     for T, r in sorted(results.items()):
         th, de = r["theorem1"], r["descent"]
         p, l = de["rmse_plain"], de["rmse_learned"]
-        body.append([str(T), _span(r["norm_ratio"], ".3g"), _span(r["beta_ratio"], ".3g"),
+        body.append([str(T), _span(r["norm_ratio"], ".3g"), _span(r["beta_ratio"], ".4g"),
                      "yes" if r["assumption_holds"] else "no", _span(r["coupling"], ".2f"), f"{max(th['x']):.1e}",
                      f"{max(th['u'] + th['d']):.1e}", _span(th["asymmetry"], ".2g"),
                      f"{p[a]:.4g}/{l[a]:.4g}", f"{p[b]:.4g}/{l[b]:.4g}", f"{p[a] / l[a]:.2f}x", f"{p[b] / l[b]:.2f}x"])
