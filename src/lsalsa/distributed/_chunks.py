@@ -235,8 +235,10 @@ def run(client: Any, job: Job, source: Any, payload: Any, *, progress: bool = Fa
 
     shared = share(client, payload, f"{name}-{job.run_id[:8]}")
     parts = blocks(client, job.rows, source, job.chunk_rows)
-    futures = [client.submit(run_chunk, job, i, part, shared, key=f"{name}-{job.run_id[:8]}-{i}", pure=False)
-               for i, part in enumerate(parts)]
+    with warnings.catch_warnings():  # an in-memory block goes with its task, once, on purpose
+        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+        futures = [client.submit(run_chunk, job, i, part, shared, key=f"{name}-{job.run_id[:8]}-{i}", pure=False)
+                   for i, part in enumerate(parts)]
     try:
         if progress:
             dask_progress(futures)
