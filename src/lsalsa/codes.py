@@ -105,18 +105,9 @@ def optimal_codes(
     -------
     X_star : (n, N) numpy array of the problem's dtype; a read-only memmap when cached.
     """
-    if not isinstance(problem, LassoProblem):
-        raise LsalsaError(f"problem: expected a LassoProblem, got {type(problem).__name__}")
-    if solver not in SOLVERS:
-        raise LsalsaError(f"solver: expected one of {list(SOLVERS)}, got {solver!r}")
+    kwargs = solver_options(problem, solver, tol, max_iter, mu, polish)
     n, dtype = _check_Y(problem, Y)
-    kwargs = {"tol": check_positive(tol, "tol"), "max_iter": check_positive_int(max_iter, "max_iter")}
     batch_size = check_positive_int(batch_size, "batch_size")
-    if solver == "salsa":  # FISTA has neither mu nor polish: they stay out of its cache key
-        if polish is not None and not isinstance(polish, bool):
-            raise LsalsaError(f"polish: expected True, False or None, got {polish!r}")
-        auto = mu is None or (isinstance(mu, str) and mu == "auto")
-        kwargs |= {"mu": "auto" if auto else check_positive(mu, "mu"), "polish": polish}
     shape = (n, problem.n_atoms)
 
     def fill(out: np.ndarray) -> dict[str, Any]:
@@ -130,16 +121,42 @@ def optimal_codes(
         X_star = np.empty(shape, dtype=dtype)
         fill(X_star)
         return X_star
-    asked = {("polish_asked" if k == "polish" else k): v for k, v in kwargs.items()}  # "polish": what ran
-    cache = CodeCache(cache_dir, dataset_name, {
-        "dataset_name": dataset_name,
-        "dictionary_sha256": hashlib.sha256(np.ascontiguousarray(problem.A.detach().cpu().numpy()).tobytes()).hexdigest(),
-        "Y_sha256": _hash_rows(Y, n),
-        "n": n, "n_features": problem.n_features, "n_atoms": problem.n_atoms, "dtype": str(dtype),
-        "alphas": problem.alphas.tolist(), "dict_sizes": list(problem.dict_sizes), "solver": solver, **asked,
-    })
+    cache = CodeCache(cache_dir, dataset_name, cache_inputs(problem, Y, n, dtype, solver, kwargs, dataset_name))
     cached = cache.load(shape, dtype)
     return cached if cached is not None else cache.store(shape, dtype, fill)
+
+
+def solver_options(problem: Any, solver: str, tol: Any, max_iter: Any, mu: Any, polish: Any) -> dict[str, Any]:
+    """The options of :func:`optimal_codes`, checked: ``{"tol", "max_iter"}`` and for SALSA
+    ``"mu"`` (a number or "auto") and ``"polish"`` (FISTA has neither: they stay out of its key)."""
+    if not isinstance(problem, LassoProblem):
+        raise LsalsaError(f"problem: expected a LassoProblem, got {type(problem).__name__}")
+    if solver not in SOLVERS:
+        raise LsalsaError(f"solver: expected one of {list(SOLVERS)}, got {solver!r}")
+    kwargs = {"tol": check_positive(tol, "tol"), "max_iter": check_positive_int(max_iter, "max_iter")}
+    if solver == "salsa":
+        if polish is not None and not isinstance(polish, bool):
+            raise LsalsaError(f"polish: expected True, False or None, got {polish!r}")
+        auto = mu is None or (isinstance(mu, str) and mu == "auto")
+        kwargs |= {"mu": "auto" if auto else check_positive(mu, "mu"), "polish": polish}
+    return kwargs
+
+
+def dictionary_sha256(problem: LassoProblem) -> str:
+    """SHA-256 of the problem's dictionary ``A`` (its bytes as stored, C order)."""
+    return hashlib.sha256(np.ascontiguousarray(problem.A.detach().cpu().numpy()).tobytes()).hexdigest()
+
+
+def cache_inputs(problem: LassoProblem, Y: Any, n: int, dtype: np.dtype, solver: str, kwargs: dict[str, Any],
+                 dataset_name: str) -> dict[str, Any]:
+    """What a code cache entry's key hashes (:class:`lsalsa.code_cache.CodeCache`): the data set
+    name, the dictionary's and ``Y``'s SHA-256 (``Y: (n, M)``), shapes, alphas, and the solver
+    options as asked (``kwargs`` of :func:`solver_options`; "polish" is recorded as
+    "polish_asked", the description keeping what ran)."""
+    asked = {("polish_asked" if k == "polish" else k): v for k, v in kwargs.items()}
+    return {"dataset_name": dataset_name, "dictionary_sha256": dictionary_sha256(problem), "Y_sha256": _hash_rows(Y, n),
+            "n": n, "n_features": problem.n_features, "n_atoms": problem.n_atoms, "dtype": str(dtype),
+            "alphas": problem.alphas.tolist(), "dict_sizes": list(problem.dict_sizes), "solver": solver, **asked}
 
 
 def _dataset_mu(problem: LassoProblem, Y: Any, n: int) -> float:

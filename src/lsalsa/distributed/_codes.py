@@ -7,7 +7,6 @@ the in-process run's, so the codes are the same numbers.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from typing import Any
@@ -16,32 +15,13 @@ import numpy as np
 import torch
 
 from .. import codes as _inprocess
-from .._validation import check_positive, check_positive_int
+from .._validation import check_positive_int
 from ..code_cache import CodeCache
-from ..errors import LsalsaConvergenceWarning, LsalsaError
+from ..errors import LsalsaConvergenceWarning
 from ..problem import LassoProblem
 from ..solvers._common import convergence_message
 from . import _chunks
 from ._session import client_of, require_extra
-
-
-def _asked(problem: Any, solver: str, tol: float, max_iter: int, mu: Any, polish: Any) -> dict[str, Any]:
-    """The solver options as :func:`lsalsa.optimal_codes` checks and records them."""
-    if not isinstance(problem, LassoProblem):
-        raise LsalsaError(f"problem: expected a LassoProblem, got {type(problem).__name__}")
-    if solver not in _inprocess.SOLVERS:
-        raise LsalsaError(f"solver: expected one of {list(_inprocess.SOLVERS)}, got {solver!r}")
-    kwargs = {"tol": check_positive(tol, "tol"), "max_iter": check_positive_int(max_iter, "max_iter")}
-    if solver == "salsa":  # FISTA has neither mu nor polish
-        if polish is not None and not isinstance(polish, bool):
-            raise LsalsaError(f"polish: expected True, False or None, got {polish!r}")
-        auto = mu is None or (isinstance(mu, str) and mu == "auto")
-        kwargs |= {"mu": "auto" if auto else check_positive(mu, "mu"), "polish": polish}
-    return kwargs
-
-
-def _dictionary_sha256(problem: LassoProblem) -> str:
-    return hashlib.sha256(np.ascontiguousarray(problem.A.detach().cpu().numpy()).tobytes()).hexdigest()
 
 
 def solve_chunk(problem: LassoProblem, Y: np.ndarray, settings: dict) -> tuple[np.ndarray, dict]:
@@ -108,13 +88,13 @@ def codes_job(problem: LassoProblem, Y: Any, *, client: Any, chunk_rows: int, ou
     description (``max_kkt_violation``, ``max_n_iter``, ``all_converged``; SALSA's
     ``mu_used``, ``relaxation``, ``polish``), plus ``n_chunks`` and ``chunks_computed``."""
     require_extra()
-    run = _asked(problem, solver, tol, max_iter, mu, polish)
+    run = _inprocess.solver_options(problem, solver, tol, max_iter, mu, polish)
     chunk_rows = check_positive_int(chunk_rows, "chunk_rows")
     batch_size = check_positive_int(batch_size, "batch_size")
     dtype = torch.empty(0, dtype=problem.dtype).numpy().dtype
     rows, source = _chunks.as_rows(Y, problem.n_features, dtype)
     shape = (rows.n, problem.n_atoms)
-    inputs = {"job": "optimal_codes", "dictionary_sha256": _dictionary_sha256(problem), "n": rows.n,
+    inputs = {"job": "optimal_codes", "dictionary_sha256": _inprocess.dictionary_sha256(problem), "n": rows.n,
               "n_features": problem.n_features, "n_atoms": problem.n_atoms, "dtype": str(dtype),
               "alphas": problem.alphas.tolist(), "dict_sizes": list(problem.dict_sizes), "solver": solver,
               "batch_size": batch_size, **{("polish_asked" if k == "polish" else k): v for k, v in run.items()}}
@@ -197,15 +177,9 @@ def cached_codes(problem: LassoProblem, Y: Any, *, client: Any, chunk_rows: int,
     entry, and removed. Returns the codes as a read-only memmap."""
     import shutil
 
-    run = _asked(problem, solver, tol, max_iter, mu, polish)
+    run = _inprocess.solver_options(problem, solver, tol, max_iter, mu, polish)
     n, dtype = _inprocess._check_Y(problem, Y)
-    asked = {("polish_asked" if k == "polish" else k): v for k, v in run.items()}
-    cache = CodeCache(cache_dir, dataset_name, {
-        "dataset_name": dataset_name, "dictionary_sha256": _dictionary_sha256(problem),
-        "Y_sha256": _inprocess._hash_rows(Y, n), "n": n, "n_features": problem.n_features,
-        "n_atoms": problem.n_atoms, "dtype": str(dtype), "alphas": problem.alphas.tolist(),
-        "dict_sizes": list(problem.dict_sizes), "solver": solver, **asked,
-    })
+    cache = CodeCache(cache_dir, dataset_name, _inprocess.cache_inputs(problem, Y, n, dtype, solver, run, dataset_name))
     shape = (n, problem.n_atoms)
     cached = cache.load(shape, dtype)
     if cached is not None:
