@@ -65,6 +65,16 @@ def test_cached_steps_say_cached(run, capsys):
     assert "computing" not in out and "optimal codes of the" not in out
 
 
+def test_codes_of_other_settings_are_not_called_cached(run, capsys):
+    """A cached entry of another key (here another tol) is no hit: the step says it computes."""
+    cfg, run_dir = run
+    (run_dir / "config.json").unlink()  # the tiny run's data and dictionary, other codes settings
+    assert main(["codes", str(cfg), "--out", str(run_dir), "--set", "codes.tol=3e-5"]) == 0
+    out = capsys.readouterr().out
+    assert "[codes] train signals: cached" not in out
+    assert "optimal codes (salsa, tol=3e-05) on cpu in" in out and "the cached ones were of other settings" in out
+
+
 # ---- item 10: the data directory -------------------------------------------------------------
 def test_explicit_lsalsa_data_without_data_is_an_error(tiny, tmp_path, monkeypatch, capsys):
     empty = tmp_path / "empty"

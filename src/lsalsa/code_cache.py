@@ -56,11 +56,13 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "data"
 
 
-def has_entry(directory: str | os.PathLike, name: str) -> bool:
-    """Whether ``directory`` holds a finished entry named after ``name`` (of any key): what a
-    caller that asks for one name only (a run's codes step) can say before asking."""
+def entries(directory: str | os.PathLike, name: str) -> set[Path]:
+    """The codes files (``.npy``, resolved paths) of the finished entries of ``directory`` named after ``name``,
+    of any key: a caller that asks for one name (a run's codes step) compares them with the
+    file it gets back to say whether it was a cached entry."""
     directory = Path(directory).expanduser()
-    return any(p.with_suffix(".npy").is_file() for p in directory.glob(f"{_safe_name(name)}-*.json"))
+    return {p.with_suffix(".npy").resolve() for p in directory.glob(f"{_safe_name(name)}-*.json")
+            if p.with_suffix(".npy").is_file()}
 
 
 class CodeCache:

@@ -39,7 +39,7 @@ import torch
 
 from .. import data as lsdata
 from ..bundle import SeparationModel, save_model
-from ..code_cache import has_entry
+from ..code_cache import entries
 from ..codes import optimal_codes
 from ..ddp import Ranks, join, launched, rank0_first
 from ..dictionary import learn_dictionary
@@ -144,9 +144,10 @@ def step_codes(run: RunContext, problem: LassoProblem, arrays: dict[str, np.ndar
     where = f"on {run.device}" if cluster is None else f"on {cluster.describe()}"
     for split in ("train", "test"):
         name = f"{c.name}-{split}"
-        cached = has_entry(run.path("codes"), name)
-        run.log(f"[codes] {split} signals: " + ("cached" if cached else
-                f"computing optimal codes ({c.codes.solver}, tol={c.codes.tol:g}) {where}"))
+        before = entries(run.path("codes"), name)  # an entry of another key (other settings) is no hit
+        what = f"optimal codes ({c.codes.solver}, tol={c.codes.tol:g}) {where}"
+        if not before:
+            run.log(f"[codes] {split} signals: computing {what}")
         t0 = time.perf_counter()
         options = dict(solver=c.codes.solver, tol=c.codes.tol, max_iter=c.codes.max_iter, mu=c.codes.mu,
                        cache_dir=run.path("codes"), dataset_name=name, progress=run.progress)
@@ -157,8 +158,11 @@ def step_codes(run: RunContext, problem: LassoProblem, arrays: dict[str, np.ndar
                              **options)
         meta_path = Path(X.filename).with_suffix(".json")
         facts[split] = read_step_json(meta_path, lambda v: isinstance(v, dict), "a description of codes")
-        if not cached:
-            run.log(f"[codes] {split} signals: {len(X)} codes in {time.perf_counter() - t0:.1f} s")
+        if Path(X.filename).resolve() in before:
+            run.log(f"[codes] {split} signals: cached ({Path(X.filename).name})")
+        else:
+            run.log(f"[codes] {split} signals: {len(X)} {what} in {time.perf_counter() - t0:.1f} s"
+                    + (" (the cached ones were of other settings)" if before else ""))
         out[split] = X
         if not facts[split].get("all_converged", True):
             f = facts[split]
