@@ -123,6 +123,11 @@ def test_report_tables_match_result_rows(sc_run):
         key = (labels[r["method"]], int(r["T"]))
         assert rmse[key] == pytest.approx(float(r["rmse"]), rel=1e-3)
         assert errors[key] == pytest.approx(float(r["class_error"]), abs=0.006)
+    setup = _report_table(md, "Set-up time [s] of the solvers")  # the solvers' set-up, apart from time_s
+    assert {k[0] for k in setup} == {"FISTA", "SALSA"}
+    for r in rows:
+        if r["method"] in ("fista", "salsa"):
+            assert setup[(labels[r["method"]], int(r["T"]))] == pytest.approx(float(r["setup_s"]), rel=1e-2)
     assert "## Acceleration" in md and "LSALSA at T = 1" in md
 
 
@@ -176,7 +181,7 @@ def test_mixture_run_reports_psnr_and_separation_figure(tmp_path):
     assert (tmp_path / "run" / "figures" / "separation_T1.png").read_bytes()[:8] == PNG_MAGIC
     md = (tmp_path / "run" / "report.md").read_text()
     # the PSNR tables name their sources; SALSA's first iterate overshoots (negative PSNR), explained
-    assert "| T (source 1: digits) |" in md and "| T (source 2: natural photo) |" in md
+    assert "| T (source 1: mnist) |" in md and "| T (source 2: natural) |" in md
     assert (min(r["psnr_1"] for r in rows) < 0) == ("a negative PSNR is an error larger than the source" in md)
     # the whole-picture step: every method separates digits laid over a held-out photo
     sep = json.loads((tmp_path / "run" / "results" / "separation.json").read_text())

@@ -16,8 +16,7 @@ from lsalsa.data import load_images, locate_source, paths
 from lsalsa.data.natural import _load_raw
 from lsalsa.experiments import load_config, run_experiment, shipped_configs
 from lsalsa.experiments.context import RunContext, resolve_device
-from lsalsa.experiments.report import write_report
-from lsalsa.experiments.runner import step_codes, step_data, step_dictionary
+from lsalsa.experiments.runner import step_data, step_dictionary
 from test_data_cifar import write_batch
 
 PAPER = {  # name: (kind, sources, patch size, atoms, alphas, codes mu or None)
@@ -212,18 +211,20 @@ def test_mixture_of_three_sources(roots, use, tmp_path):
     c = load_config("mnist_cifar_mca", MCA + [
         "data.sources=['mnist','cifar10','asirra']", "data.n_test=12", "dictionary.n_atoms=[8, 8, 8]",
         "dictionary.alphas=[0.125, 0.2, 0.2]"])
-    rows = run_experiment(c, tmp_path / "run3", until="methods")
+    logged = []
+    rows = run_experiment(c, tmp_path / "run3", log=logged.append)  # end to end: the picture step is skipped
+    assert any(line.startswith("[separate] skipped") for line in logged)
+    assert not (tmp_path / "run3" / "results" / "separation.json").exists()
     run = RunContext(c, tmp_path / "run3", lambda s: None, False, resolve_device(c.device))
     arrays = step_data(run)
     assert arrays["C_test"].shape == (3, 12, 1024)
     np.testing.assert_allclose(arrays["Y_test"], arrays["C_test"].sum(axis=0), rtol=1e-6)
     problem = step_dictionary(run, arrays)
     assert list(problem.dict_sizes) == [8, 8, 8]
-    _, X_test, facts = step_codes(run, problem, arrays)
     assert all(np.isfinite(r[f"psnr_{i}"]) for r in rows for i in (1, 2, 3))
     assert all({"class_error_1", "class_error_2"} <= set(r) and "class_error_3" not in r for r in rows)
-    write_report(run, problem, rows, arrays, X_test, codes_facts=facts)
     md = _md(tmp_path / "run3")
+    assert "| T (source 3: asirra) |" in md  # the PSNR tables name the config's sources
     assert "| T (mnist codes) |" in md and "| T (cifar10 codes) |" in md and "(source 3" in md
     assert "Not classified: natural (stand-in for asirra)" in md
 

@@ -50,7 +50,9 @@ def _run_config(name: str, overrides: list[str], out: str | None, until: str, pr
 
 
 def _print_rows(rows: list[dict]) -> None:
-    cols = [k for k in ("method", "T", "rmse", "time_s", "sparsity", "class_error", "psnr_1", "psnr_2") if any(k in r for r in rows)]
+    keys = ("method", "T", "rmse", "time_s", "sparsity", "class_error",
+            *dict.fromkeys(k for r in rows for k in r if k.startswith(("class_error_", "psnr_"))))
+    cols = [k for k in keys if any(k in r for r in rows)]
     _log("  ".join(f"{c:>11s}" for c in cols))
     for r in rows:
         _log("  ".join(f"{r[c]:>11.4g}" if isinstance(r.get(c), float) else f"{str(r.get(c, '-')):>11s}" for c in cols))

@@ -21,6 +21,13 @@ AXIS_LABELS = {"T": "iterations / layers T", "time_s": "inference wall-clock tim
                "class_error": "classification error [%]", "sparsity": "sparsity (fraction of zeros)"}
 
 
+def _axis_label(key: str) -> str:
+    """An axis title for a result column (``class_error_<i>``: source i's classification error)."""
+    if key.startswith("class_error_") and key[len("class_error_"):].isdigit():
+        return f"{AXIS_LABELS['class_error']} of source {key[len('class_error_'):]}"
+    return AXIS_LABELS.get(key, key)
+
+
 def _label(method: str) -> str:
     return METHODS[method].label if method in METHODS else method
 
@@ -46,8 +53,8 @@ def plot_curves(rows: Sequence[dict[str, Any]], x: str = "T", y: str = "rmse", *
         ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
-    ax.set_xlabel(AXIS_LABELS.get(x, x))
-    ax.set_ylabel(AXIS_LABELS.get(y, y))
+    ax.set_xlabel(_axis_label(x))
+    ax.set_ylabel(_axis_label(y))
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
