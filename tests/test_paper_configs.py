@@ -20,10 +20,10 @@ from lsalsa.experiments.runner import step_data, step_dictionary
 from test_data_cifar import write_batch
 
 PAPER = {  # name: (kind, sources, patch size, atoms, alphas, codes mu or None)
-    "fashion_sc": ("patches", ["fashion-mnist"], 10, [100], [0.15], None),
-    "mnist_sc": ("patches", ["mnist"], 10, [100], [0.15], None),
-    "cifar_sc": ("patches", ["cifar10"], 10, [100], [3.0], None),
-    "asirra_sc": ("patches", ["asirra"], 16, [256], [0.5], None),
+    "fashion_sc": ("patches", ["fashion-mnist"], 10, [100], [0.15], 1.0),
+    "mnist_sc": ("patches", ["mnist"], 10, [100], [0.15], 1.0),
+    "cifar_sc": ("patches", ["cifar10"], 10, [100], [3.0], 1.0),
+    "asirra_sc": ("patches", ["asirra"], 16, [256], [0.5], 1.0),
     "mnist_asirra_mca": ("mixture", ["mnist", "asirra"], 32, [1024, 1024], [0.125, 0.2], 10.0),
     "mnist_cifar_mca": ("mixture", ["mnist", "cifar10"], 32, [1024, 1024], [1.5, 2.5], 10.0),
 }
