@@ -10,6 +10,7 @@ import lsalsa
 from lsalsa.bundle import load_model
 from lsalsa.cli import main
 from lsalsa.evaluation import time_encode
+from lsalsa.errors import LsalsaError
 from lsalsa.experiments import load_config, run_experiment, shipped_configs
 
 TINY_SC = """
@@ -250,8 +251,11 @@ def test_shipped_configs_load():
     for name in names:
         c = load_config(name)
         assert c.name == name
-    mca = load_config("mnist_natural_mca", ["data.scale=0.1"])
-    assert mca.dictionary.n_atoms == [1024, 1024] and mca.codes.mu == 10.0 and mca.scaled(mca.data.n_train) == 2000
+    mca = load_config("mnist_natural_mca", ["data.scale=0.25"])
+    assert mca.dictionary.n_atoms == [1024, 1024] and mca.codes.mu == 10.0 and mca.scaled(mca.data.n_train) == 5000
+    # at 0.1, 500 dictionary signals cannot seed 1024 atoms: refused on load, not at the dictionary step
+    with pytest.raises(LsalsaError, match="data.n_dict must be at least dictionary.n_atoms = 1024"):
+        load_config("mnist_natural_mca", ["data.scale=0.1"])
 
 
 def test_report_and_analyze_say_what_lsalsa_learned(sc_run, tmp_path, capsys):

@@ -105,3 +105,12 @@ def test_missing_data_fails_before_any_long_step(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(empty) in err
     assert not list((tmp_path / "out").rglob("dictionary.npz"))
+
+
+def test_a_scale_too_small_for_the_dictionaries_fails_at_once(tmp_path, capsys):
+    """The six configs are loaded before anything runs: at scale 0.02 the MCA experiments have 100
+    signals for 1024 atoms, said in one line before any data is built."""
+    assert main(["reproduce", "--scale", "0.02", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "data.n_dict must be at least dictionary.n_atoms = 1024" in err
+    assert not list(tmp_path.rglob("data.npz"))

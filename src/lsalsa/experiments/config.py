@@ -302,6 +302,10 @@ def _check(c: ExperimentConfig) -> None:
     need(len(c.dictionary.alphas) == n_dicts, "dictionary.alphas", f"a list of {n_dicts} values", c.dictionary.alphas)
     need(all(a > 0 for a in c.dictionary.alphas), "dictionary.alphas", "> 0", c.dictionary.alphas)
     need(all(n >= 1 for n in c.dictionary.n_atoms), "dictionary.n_atoms", ">= 1", c.dictionary.n_atoms)
+    if not c.dictionary.path:  # learned from data: its atoms start as n_atoms of the n_dict signals
+        need(c.scaled(d.n_dict) >= max(c.dictionary.n_atoms), "data.n_dict",
+             f"at least dictionary.n_atoms = {max(c.dictionary.n_atoms)} signals after data.scale = {d.scale:g} "
+             "(raise data.scale or data.n_dict, or lower dictionary.n_atoms)", c.scaled(d.n_dict))
     need(c.dictionary.epochs >= 1 and c.dictionary.batch_size >= 1, "dictionary.epochs/batch_size", ">= 1",
          (c.dictionary.epochs, c.dictionary.batch_size))
     need(d.pad_to >= 0 and d.min_std >= 0, "data.pad_to/min_std", ">= 0", (d.pad_to, d.min_std))
