@@ -281,3 +281,21 @@ def test_report_and_analyze_say_what_lsalsa_learned(sc_run, tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[-1].split()[0] == "2"
     assert main(["analyze", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("load, said", [(0.4, False), (3.5, True)])
+def test_report_says_when_the_load_was_high_while_timing(small, load, said):
+    """Each row records the load per core after its method was timed; above 1 the time table says
+    that other work shared the cores."""
+    from lsalsa.experiments.report import _sections
+
+    rows = [{"method": "fista", "T": 1, "time_s": 0.01, "rmse": 0.1, "sparsity": 0.5, "load": 0.2},
+            {"method": "lsalsa", "T": 1, "time_s": 0.002, "rmse": 0.05, "sparsity": 0.6, "load": load}]
+    text = {title: body for title, body, _ in _sections(load_config("demo"), small, rows, 10, None)}
+    assert ("LOAD WAS HIGH" in text["Inference time [s] (median, whole test set)"]) == said
+    assert ("3.5 per core" in text["Inference time [s] (median, whole test set)"]) == said
+
+
+def test_rows_record_the_load_while_timing(sc_run):
+    rows = list(csv.DictReader(open(sc_run / "results.csv")))
+    assert all(0 <= float(r["load"]) < 1000 for r in rows)

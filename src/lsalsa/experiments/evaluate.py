@@ -15,6 +15,7 @@ method's row only after the training all ranks take part in.
 from __future__ import annotations
 
 import itertools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,7 +182,7 @@ def evaluate_method(run: RunContext, task: Task, method: str, T: int) -> dict[st
         encode = solver_encode(m, problem, T, operators, mu=mu)
     X, time_s = time_encode(encode, task.Y_test, repeats=repeats)
     X = X.clone()  # out of inference mode
-    row = {"method": method, "T": T, "time_s": time_s, **setup,
+    row = {"method": method, "T": T, "time_s": time_s, **setup, "load": _load_per_core(),
            **evaluate_codes(task.problem, task.Y_test, X, task.X_test, components=task.components),
            **{k: v for k, v in params.items() if v is not None}}
     if val_err is not None:
@@ -199,6 +200,15 @@ def evaluate_method(run: RunContext, task: Task, method: str, T: int) -> dict[st
     save_npz(run.path("results", f"{method}_T{T}.npz"), sparsity=sparsity, rmse=rmse, X_head=X[:16].cpu().numpy())
     write_json(run.path("results", f"{method}_T{T}.json"), row)
     return row
+
+
+def _load_per_core() -> float:
+    """The 1-minute load average per core right after a method was timed (NaN where the system
+    does not say): above 1, other work shared the cores and the times are inflated."""
+    try:
+        return os.getloadavg()[0] / (os.cpu_count() or 1)
+    except OSError:
+        return float("nan")
 
 
 def step_methods(run: RunContext, problem: LassoProblem, arrays: dict[str, np.ndarray],

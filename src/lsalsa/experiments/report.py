@@ -206,8 +206,11 @@ def _sections(c: ExperimentConfig, problem: LassoProblem, rows: list[dict], n_te
                      "; * marks a learned encoder that kept its initial weights (training never beat the truncated "
                      "solver on the validation split)",
                      [_table(rows, "rmse", ".4g")]))
+    loads = [r["load"] for r in rows if isinstance(r.get("load"), float) and r["load"] == r["load"]]
+    busy = (f"; LOAD WAS HIGH while timing: the 1-minute load average reached {max(loads):.1f} per core (other work "
+            "shared the cores), so these times are inflated and noisy" if loads and max(loads) > 1 else "")
     sections.append(("Inference time [s] (median, whole test set)", f"{n_test} test signals; the solvers' operators "
-                     "(S, 1/L) prepared once, as the encoders' weights are", [_table(rows, "time_s", ".3g")]))
+                     f"(S, 1/L) prepared once, as the encoders' weights are{busy}", [_table(rows, "time_s", ".3g")]))
     if any("setup_s" in r for r in rows):
         sections.append(("Set-up time [s] of the solvers (median)", "preparing a solver's operators once for its "
                          "dictionary and mu (SALSA: S = (mu I + A^T A)^-1; FISTA: 1/L and I - A^T A / L), not part "
