@@ -200,9 +200,10 @@ def _relative(R: torch.Tensor, scale: torch.Tensor) -> float:
     return float((torch.linalg.vector_norm(R, dim=1) / s).max())
 
 
-def theorem1_residual(encoder: LSALSA, problem: LassoProblem, Y) -> Theorem1Check:
-    """Check Theorem 1 layer by layer on signals ``Y: (B, M)`` (see :class:`Theorem1Check`)."""
-    cost = LearnedCost(encoder, problem)
+def theorem1_residual(encoder: LSALSA, problem: LassoProblem, Y, *, cost: LearnedCost | None = None) -> Theorem1Check:
+    """Check Theorem 1 layer by layer on signals ``Y: (B, M)`` (see :class:`Theorem1Check`).
+    ``cost``: :func:`learned_cost` of the same encoder and problem, to reuse its inverted ``S``."""
+    cost = cost or LearnedCost(encoder, problem)
     Y = _f64(Y, problem.n_features, "Y")
     net = copy.deepcopy(encoder).to("cpu", torch.float64).eval()
     b = filtered_input(Y, cost.W_e)
@@ -281,9 +282,10 @@ class LearnedCurvature:
         return out if out.ndim else float(out)
 
 
-def learned_curvature(encoder: LSALSA, problem: LassoProblem) -> LearnedCurvature:
-    """The learned curvature of a (trained) LSALSA on ``problem`` (:class:`LearnedCurvature`)."""
-    W_e, layers = _layers(encoder, problem)
+def learned_curvature(encoder: LSALSA, problem: LassoProblem, *, cost: LearnedCost | None = None) -> LearnedCurvature:
+    """The learned curvature of a (trained) LSALSA on ``problem`` (:class:`LearnedCurvature`);
+    ``cost`` as in :func:`theorem1_residual`."""
+    W_e, layers = (cost.W_e, cost._layers) if cost else _layers(encoder, problem)
     A = problem.A.detach().to("cpu", torch.float64)
     G, eye = A.T @ A, torch.eye(A.shape[1], dtype=torch.float64)
     g = torch.linalg.eigvalsh(G)  # H = mu I + G has the eigenvalues mu + g
@@ -333,7 +335,8 @@ class DescentCurves:
         return float(self.rmse_plain[k] / self.rmse_learned[k])
 
 
-def descent_comparison(encoder: LSALSA, problem: LassoProblem, Y, X_star, n_steps: int = 20) -> DescentCurves:
+def descent_comparison(encoder: LSALSA, problem: LassoProblem, Y, X_star, n_steps: int = 20, *,
+                       cost: LearnedCost | None = None) -> DescentCurves:
     """Eq. 30 on held-out signals ``Y: (B, M)`` with their optimal codes ``X_star: (B, N)``.
 
     Both runs alternate ADMM's u- and d-updates on ``L_A`` (thresholds ``alpha_i / mu``) with one
@@ -345,10 +348,11 @@ def descent_comparison(encoder: LSALSA, problem: LassoProblem, Y, X_star, n_step
         learned : x <- (I - eta P) x - eta grad_x L_A(x, u, d)          (Eq. 30)
 
     As in Section 5, ``W_e = A^T`` is assumed (Eq. 30 holds only ``P``); step k uses layer
-    ``min(k, T)``'s ``P`` and ``mu`` where they differ per layer.
+    ``min(k, T)``'s ``P`` and ``mu`` where they differ per layer. ``cost`` as in
+    :func:`theorem1_residual`.
     """
     n_steps = check_positive_int(n_steps, "n_steps")
-    _, layers = _layers(encoder, problem)
+    layers = cost._layers if cost else _layers(encoder, problem)[1]
     Y = _f64(Y, problem.n_features, "Y")
     X_star = _f64(X_star, problem.n_atoms, "X_star", len(Y))
     ref = problem.to("cpu", torch.float64)

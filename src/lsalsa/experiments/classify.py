@@ -132,7 +132,7 @@ def summary_path(run: RunContext) -> Path:
     return run.path(*SUMMARY)
 
 
-def _is_summary(value: Any) -> bool:
+def is_summary(value: Any) -> bool:
     return (isinstance(value, dict) and isinstance(value.get("probes"), list) and isinstance(value.get("skipped"), list)
             and all(isinstance(p, dict) and isinstance(p.get("key"), str) and isinstance(p.get("optimal_error"),
                                                                                           (int, float))
@@ -146,7 +146,7 @@ def report_tables(run: RunContext, rows: list[dict]) -> tuple[list[tuple[str, st
     path = summary_path(run)
     if not path.exists():
         return [], ""
-    summary = read_step_json(path, _is_summary, "the classification probes")
+    summary = read_step_json(path, is_summary, "the classification probes")
     out = []
     for p in summary["probes"]:
         if not any(p["key"] in r for r in rows):

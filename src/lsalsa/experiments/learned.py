@@ -31,9 +31,10 @@ def analyze_encoder(encoder: torch.nn.Module, problem: LassoProblem, Y: Any, X_s
                     n_steps: int = max(STEPS)) -> dict[str, Any]:
     """Section 5's measurements of one LSALSA on signals ``Y: (B, M)`` with optimal codes
     ``X_star: (B, N)``, as a JSON-able dict (per-layer lists where the layers differ)."""
-    curv = analysis.learned_curvature(encoder, problem)
-    check = analysis.theorem1_residual(encoder, problem, Y)
-    desc = analysis.descent_comparison(encoder, problem, Y, X_star, n_steps=n_steps)
+    cost = analysis.learned_cost(encoder, problem)  # S inverted once for the three measurements
+    curv = analysis.learned_curvature(encoder, problem, cost=cost)
+    check = analysis.theorem1_residual(encoder, problem, Y, cost=cost)
+    desc = analysis.descent_comparison(encoder, problem, Y, X_star, n_steps=n_steps, cost=cost)
     ratio = np.asarray(curv.beta_hat) / np.asarray(curv.beta)
     return {
         "n_layers": encoder.n_layers, "tied": bool(encoder.tied), "n_signals": len(Y),
@@ -69,13 +70,14 @@ def analyze_models(run: RunContext, problem: LassoProblem, Y_test: Any, X_test: 
     return out
 
 
+def _layers_of(path: Path) -> int | None:
+    """T of a ``lsalsa_T<T>.pt`` / ``.model`` file name, else None."""
+    tail = path.stem[len("lsalsa_T"):] if path.stem.startswith("lsalsa_T") else ""
+    return int(tail) if tail.isdigit() else None
+
+
 def _trained(models: Path) -> list[int]:
-    Ts = []
-    for p in models.glob("lsalsa_T*.pt"):
-        tail = p.stem[len("lsalsa_T"):]
-        if tail.isdigit():
-            Ts.append(int(tail))
-    return Ts
+    return [T for T in map(_layers_of, models.glob("lsalsa_T*.pt")) if T is not None]
 
 
 def _span(values: list[float], fmt: str) -> str:
@@ -143,11 +145,10 @@ def analyze_path(path: str | Path, log=print) -> dict[int, dict[str, Any]]:
     path = Path(path)
     run_dir, Ts = path, None
     if path.is_file():
-        run_dir, stem = path.parent.parent, path.stem
-        tail = stem[len("lsalsa_T"):] if stem.startswith("lsalsa_T") else ""
-        if path.parent.name != "models" or not tail.isdigit():
+        run_dir, T = path.parent.parent, _layers_of(path)
+        if path.parent.name != "models" or T is None:
             raise LsalsaError(f"{path}: expected a run directory or its models/lsalsa_T<T>.pt (or .model)")
-        Ts = [int(tail)]
+        Ts = [T]
     if not (run_dir / "config.json").is_file():
         raise LsalsaError(f"{run_dir}: not a run directory (no config.json)")
     config = read_run_config(run_dir / "config.json", "write it again: `lsalsa run CONFIG --out RUN_DIR`")

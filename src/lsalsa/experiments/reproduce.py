@@ -25,6 +25,7 @@ from typing import Any
 
 from ..errors import LsalsaError
 from ..files import write_json, write_text
+from .classify import SUMMARY, is_summary
 from .config import load_config, shipped_configs
 from .context import Log, read_step_json, silent
 from .paper import EXPERIMENTS, PAPER, best_method
@@ -111,12 +112,11 @@ def _class_key(i: int, rows: list[dict]) -> str | None:
 
 def _probe_errors(run_dir: Path) -> dict[str, float]:
     """``{result key: the probe's error [%] on the optimal codes}`` of a run (``probes.json``)."""
-    path = run_dir / "probes.json"
+    path = run_dir.joinpath(*SUMMARY)
     if not path.exists():
         return {}
-    summary = read_step_json(path, lambda v: isinstance(v, dict) and isinstance(v.get("probes"), list),
-                             "the classification probes")
-    return {p["key"]: float(p["optimal_error"]) for p in summary["probes"] if isinstance(p, dict) and "key" in p}
+    summary = read_step_json(path, is_summary, "the classification probes")
+    return {p["key"]: float(p["optimal_error"]) for p in summary["probes"]}
 
 
 def experiment_section(name: str, run_dir: Path) -> dict[str, Any]:
