@@ -299,3 +299,44 @@ def test_report_says_when_the_load_was_high_while_timing(small, load, said):
 def test_rows_record_the_load_while_timing(sc_run):
     rows = list(csv.DictReader(open(sc_run / "results.csv")))
     assert all(0 <= float(r["load"]) < 1000 for r in rows)
+
+
+def test_run_rows_carry_the_interleaved_timing(sc_run):
+    rows = list(csv.DictReader(open(sc_run / "results.csv")))
+    timing = json.loads((sc_run / "results" / "timing.json").read_text())
+    assert timing["rounds"] == 2 and len(timing["rows"]) == len(rows)
+    for r in rows:
+        entry = timing["rows"][f"{r['method']}_T{r['T']}"]
+        assert len(entry["times"]) == 2 and r["timed"] == "interleaved"
+        assert float(r["time_min"]) <= float(r["time_s"]) <= float(r["time_max"])
+        assert float(r["time_s"]) == pytest.approx(entry["time_s"])
+        if r["method"] != "lsalsa":  # paired with LSALSA at the same T, round by round
+            lsalsa = timing["rows"][f"lsalsa_T{r['T']}"]["times"]
+            ratios = sorted(t / ref for t, ref in zip(entry["times"], lsalsa))
+            assert float(r["ratio_min"]) == pytest.approx(ratios[0]) and float(r["ratio_max"]) == pytest.approx(ratios[-1])
+    acc = json.loads((sc_run / "results" / "acceleration.json").read_text())
+    for name in ("fista", "salsa"):
+        if acc[name]["iterations"]:
+            assert len(acc[name]["times"]) == 2 and acc[name]["ratio_min"] <= acc[name]["time_ratio"] <= acc[name]["ratio_max"]
+    md = (sc_run / "report.md").read_text()
+    assert "## Inference time [s] (median of 2 interleaved rounds, whole test set)" in md
+    assert "## Inference time relative to LSALSA at the same T" in md and "T (ratio: min - max)" in md
+    assert "paired per round" in md
+
+
+def test_timing_is_cached_until_the_rows_change(sc_run, tmp_path, monkeypatch):
+    import shutil
+
+    import lsalsa.experiments.timing as timing
+
+    run = tmp_path / "run"
+    shutil.copytree(sc_run, run)
+    config = load_config(sc_run.parent / "tiny_sc.toml")
+    calls = []
+    real = timing.interleaved
+    monkeypatch.setattr(timing, "interleaved", lambda *a, **k: calls.append(1) or real(*a, **k))
+    run_experiment(config, run, until="methods")
+    assert calls == []
+    (run / "results" / "fista_T2.json").unlink()  # a row recomputed: every row is timed again
+    rows = run_experiment(config, run, until="methods")
+    assert calls == [1] and all(r["timed"] == "interleaved" for r in rows)

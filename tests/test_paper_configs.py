@@ -24,8 +24,8 @@ PAPER = {  # name: (kind, sources, patch size, atoms, alphas, codes mu or None)
     "mnist_sc": ("patches", ["mnist"], 10, [100], [0.15], 1.0),
     "cifar_sc": ("patches", ["cifar10"], 10, [100], [3.0], 1.0),
     "asirra_sc": ("patches", ["asirra"], 16, [256], [0.5], 1.0),
-    "mnist_asirra_mca": ("mixture", ["mnist", "asirra"], 32, [1024, 1024], [0.125, 0.2], 10.0),
-    "mnist_cifar_mca": ("mixture", ["mnist", "cifar10"], 32, [1024, 1024], [1.5, 2.5], 10.0),
+    "mnist_asirra_mca": ("mixture", ["mnist", "asirra"], 32, [1024, 1024], [0.125, 0.2], 1.0),
+    "mnist_cifar_mca": ("mixture", ["mnist", "cifar10"], 32, [1024, 1024], [1.5, 2.5], 1.0),
 }
 CLASSES = ("chelsea", "coffee", "astronaut")  # real photos whose crops are the classes written here
 
@@ -120,6 +120,9 @@ def test_paper_configs_are_shipped_with_the_papers_settings(capsys):
         assert (c.data.kind, [c.data.source] if kind == "patches" else c.data.sources) == (kind, sources)
         assert (c.data.patch_size, c.dictionary.n_atoms, c.dictionary.alphas) == (p, atoms, alphas)
         assert mu is None or (c.codes.solver, c.codes.mu) == ("salsa", mu)
+        assert kind == "patches" or c.methods.mu == 10.0  # the paper's mu* (Section 6.2, Suppl. H.1)
+        # Supplement E: alpha for every method, mu for SALSA, the learned methods' rate and decay
+        assert (len(c.search.alpha_factors), len(c.search.mu), len(c.search.lr_factors), len(c.search.lr_decays)) == (3, 5, 3, 3)
         assert c.methods.classify and (c.data.stand_in == "natural") == ({"asirra", "cifar10"} & set(sources) != set())
     mnist = load_config("mnist_sc")
     assert (mnist.data.pad_to, mnist.data.min_std) == (32, 0.1)  # Supplement G.2

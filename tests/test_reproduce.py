@@ -64,7 +64,8 @@ def test_unknown_experiment_is_one_line(capsys):
 
 TINY = ["data.scale=0.005", "data.n_test=60000", "dictionary.n_atoms=[24]", "dictionary.epochs=1",
         "methods.T=[1,2]", "methods.repeats=1", "train.epochs=1", "train.lr_lista=0.001", "train.lr_lsalsa=0.001",
-        "search.mu=[1.0]", "search.epochs=1",
+        "search.mu=[1.0]", "search.epochs=1", "search.alpha_factors=[1.0]", "search.lr_factors=[1.0]",
+        "search.lr_decays=[0.0]",
         "codes.solver=\"salsa\"", "codes.mu=1.0", "codes.tol=1e-5"]
 
 
@@ -86,6 +87,18 @@ def test_tiny_reproduction_end_to_end(tmp_path, capsys):
     assert "<table>" in (tmp_path / "reproduction.html").read_text()
     reproduce.write_reproduction(tmp_path, ["mnist_sc"], 0.005)
     assert json.loads((tmp_path / "reproduction.json").read_text())["mnist_sc"]["claims"] == claims
+
+
+def test_an_override_can_name_its_experiment(tmp_path, capsys):
+    names = ["mnist_sc", "mnist_cifar_mca"]
+    sets = ["methods.T=[1,3]", "mnist_cifar_mca:train.epochs=5", "mnist_sc:data.scale=0.5"]
+    assert reproduce.experiment_overrides("mnist_cifar_mca", sets, names) == ["methods.T=[1,3]", "train.epochs=5"]
+    assert reproduce.experiment_overrides("mnist_sc", sets, names) == ["methods.T=[1,3]", "data.scale=0.5"]
+    with pytest.raises(LsalsaError, match="'cifar_sc' is not an experiment of this run"):
+        reproduce.experiment_overrides("mnist_sc", ["cifar_sc:train.epochs=1"], names)
+    assert main(["reproduce", "--only", "mnist_sc", "--out", str(tmp_path), "--set", "mnist_sc:train.bogus=1"]) == 2
+    assert "train.bogus" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("data.npz"))
 
 
 def test_probe_errors_are_read_from_the_run(tmp_path):

@@ -284,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep6.add_argument("--out", default="runs/reproduce", help="directory of the runs and the reproduction "
                       "(default runs/reproduce)")
     with_run_args(rep6, config=False)
+    next(a for a in rep6._actions if a.dest == "set").help = (
+        "override a config value of every experiment (e.g. --set methods.T=[1,5]), or of one: NAME:KEY=VALUE "
+        "(e.g. --set mnist_cifar_mca:train.epochs=5)")
     rep6.set_defaults(func=_cmd_reproduce)
     ana = sub.add_parser("analyze", help="what a trained LSALSA learned (Section 5): learned curvature, Theorem 1 "
                          "and 2, Eq. 30's descent")

@@ -198,7 +198,7 @@ def train_encoder(
         best = {"epoch": 0, "val_loss": reference if val_data is not None else None,
                 "loss": reference, "state_dict": _copy_state(encoder)}
         history.best_epoch = 0 if val_data is not None else None
-    base_lr = history.lr_found if config.lr == "auto" else config.lr
+    base_lr = (history.lr_found if config.lr == "auto" else config.lr) * config.lr_scale
     # A resumed run that converged or was stopped by a callback is complete; one that ran out of
     # epochs continues when config.epochs is larger now.
     finished = history.stop_reason in ("converged", "callback")

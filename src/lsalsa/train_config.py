@@ -27,6 +27,8 @@ class TrainConfig:
         rates on copies of the encoder, then three times as many for the best three; the rate
         found is in ``TrainHistory.lr_found``). For Adam the rate is
         relative: each parameter tensor moves by about ``lr`` times its initial RMS per step.
+    lr_scale : multiplies the base rate, given or found (> 0; a search's learning-rate factor
+        on the range test's rate).
     optimizer : "adam" (relative rates, the default) or "sgd" (plain SGD at an absolute rate, as
         in the paper).
     schedule : "cosine" (decay to 0 over ``epochs``), "exponential" (``lr_decay**epoch``, the
@@ -55,6 +57,7 @@ class TrainConfig:
     epochs: int = 100
     batch_size: int = 100
     lr: float | str = "auto"
+    lr_scale: float = 1.0
     optimizer: str = "adam"
     schedule: str = "cosine"
     warmup: int = 50
@@ -74,6 +77,7 @@ class TrainConfig:
         self.batch_size = check_positive_int(self.batch_size, "batch_size")
         if self.lr != "auto":
             self.lr = check_positive(self.lr, "lr")
+        self.lr_scale = check_positive(self.lr_scale, "lr_scale")
         self.lr_decay = check_positive(self.lr_decay, "lr_decay")
         if self.lr_decay > 1:
             raise LsalsaError(f"lr_decay: expected 0 < lr_decay <= 1, got {self.lr_decay}")

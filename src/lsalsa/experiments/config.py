@@ -108,8 +108,9 @@ class SearchConfig:
     """Hyper-parameter grids per method and T (Supplement E); one-element grids = no search."""
     alpha_factors: list[float] = field(default_factory=lambda: [1.0])  # inference alpha = factor * alpha*
     mu: list[float] = field(default_factory=lambda: [10.0])            # SALSA / LSALSA penalties
-    lr_factors: list[float] = field(default_factory=lambda: [1.0])     # times train.lr_<method>
-    lr_decays: list[float] = field(default_factory=lambda: [0.0])      # 0: train.lr_decay
+    lr_factors: list[float] = field(default_factory=lambda: [1.0])     # times train.lr_<method> (or the range test's)
+    lr_decays: list[float] = field(default_factory=lambda: [0.0])      # exponential per-epoch factors; 0: train's schedule
+    learned: str = "staged"    # learned methods: "staged" (one setting at a time) or "grid" (every combination)
     epochs: int = 3                                                    # training epochs per trial
     val_fraction: float = 0.2                                          # of the training signals
 
@@ -335,11 +336,8 @@ def _check(c: ExperimentConfig) -> None:
     need(all(a > 0 for a in s.alpha_factors), "search.alpha_factors", "> 0", s.alpha_factors)
     need(all(m > 0 for m in s.mu), "search.mu", "> 0", s.mu)
     need(all(f > 0 for f in s.lr_factors), "search.lr_factors", "> 0", s.lr_factors)
-    need(s.lr_factors == [1.0] or (t.lr_lista > 0 and t.lr_lsalsa > 0), "search.lr_factors",
-         "[1.0] when a train.lr_* is 0 (the range test chooses the rate)", s.lr_factors)
-    need(s.lr_decays == [0.0] or t.schedule == "exponential", "search.lr_decays",
-         "[0.0] unless train.schedule is 'exponential'", s.lr_decays)
-    need(all(0 <= f <= 1 for f in s.lr_decays), "search.lr_decays", "in [0, 1] (0: train.lr_decay)", s.lr_decays)
+    need(s.learned in ("staged", "grid"), "search.learned", "'staged' or 'grid'", s.learned)
+    need(all(0 <= f <= 1 for f in s.lr_decays), "search.lr_decays", "in [0, 1] (0: train.schedule)", s.lr_decays)
     need(s.epochs >= 1, "search.epochs", ">= 1", s.epochs)
     need(0 < s.val_fraction < 1, "search.val_fraction", "in (0, 1)", s.val_fraction)
     from ..data.natural import TEST_IMAGES

@@ -15,10 +15,9 @@ method's row only after the training all ranks take part in.
 from __future__ import annotations
 
 import itertools
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -38,6 +37,7 @@ from ..train import TrainConfig, TrainHistory
 from .classify import Probes, build_probes, summary_path
 from .config import ExperimentConfig
 from .context import RunContext, is_row, read_step_json, step_file_hint
+from .timing import load_per_core, step_timing
 
 ROW_NUMBERS = ("time_s", "rmse", "sparsity")  # what every result row holds, as the report reads it
 
@@ -84,16 +84,26 @@ def validation_split(Y: torch.Tensor, X: torch.Tensor, fraction: float) -> tuple
 
 
 # ---- hyper-parameters ---------------------------------------------------------------------------
-def _grid(c: ExperimentConfig, method: str) -> list[dict[str, Any]]:
-    """The settings searched for ``method``: alphas for all, mu for SALSA, learning rates for the
-    learned methods (None where a method has no such setting). LSALSA's mu is not searched by
-    training: :func:`fit_encoder` starts it from SALSA's best mu of ``search.mu`` at T."""
+SEARCHED = ("alpha_factor", "mu", "lr_factor", "lr_decay")
+"""The searched settings of a trial, in the order a staged search tunes them."""
+
+
+def _axes(c: ExperimentConfig, method: str) -> dict[str, list]:
+    """The values searched per setting for ``method`` (``[None]`` where it has no such setting):
+    alphas for all, mu for SALSA, learning-rate factors and decays for the learned methods.
+    LSALSA's mu is not searched by training: :func:`fit_encoder` starts it from SALSA's best mu
+    of ``search.mu`` at T (what the untrained LSALSA equals)."""
     s, m = c.search, get_method(method)
-    mus = s.mu if m.takes_mu and not m.learned else [None]
-    lrs = s.lr_factors if m.learned else [None]
-    decays = [d or c.train.lr_decay for d in s.lr_decays] if m.learned else [None]
-    return [{"alpha_factor": a, "mu": mu, "lr_factor": f, "lr_decay": d}
-            for a, mu, f, d in itertools.product(s.alpha_factors, mus, lrs, dict.fromkeys(decays))]
+    return {"alpha_factor": list(dict.fromkeys(s.alpha_factors)),
+            "mu": list(dict.fromkeys(s.mu)) if m.takes_mu and not m.learned else [None],
+            "lr_factor": list(dict.fromkeys(s.lr_factors)) if m.learned else [None],
+            "lr_decay": list(dict.fromkeys(s.lr_decays)) if m.learned else [None]}
+
+
+def _grid(c: ExperimentConfig, method: str) -> list[dict[str, Any]]:
+    """Every combination of :func:`_axes` (the exhaustive grid)."""
+    axes = _axes(c, method)
+    return [dict(zip(SEARCHED, values)) for values in itertools.product(*(axes[k] for k in SEARCHED))]
 
 
 def with_params(problem: LassoProblem, params: dict[str, Any]) -> LassoProblem:
@@ -103,14 +113,17 @@ def with_params(problem: LassoProblem, params: dict[str, Any]) -> LassoProblem:
 
 def _train(run: RunContext, task: Task, method: str, T: int, params: dict[str, Any], epochs: int,
            checkpoint: Path | None = None) -> tuple[nn.Module, TrainHistory | None]:
-    """A learned method's encoder trained at one searched setting (learning rate
-    ``train.lr_<method>``, 0 for the range test); with a ``checkpoint`` (the final training) it
-    shows progress."""
+    """A learned method's encoder trained at one searched setting: the rate ``lr_base`` (the
+    range test's of an earlier trial at this alpha), else ``train.lr_<method>`` (0: the range
+    test's), times ``lr_factor``; ``lr_decay`` 0 keeps the train section's schedule,
+    another value is the per-epoch factor of an exponential schedule. With a ``checkpoint`` (the
+    final training) it shows progress."""
     t = run.config.train
-    lr = getattr(t, f"lr_{method}")
-    config = TrainConfig(epochs=epochs, batch_size=t.batch_size, lr=lr * params["lr_factor"] if lr > 0 else "auto",
-                         optimizer=t.optimizer, schedule=t.schedule, warmup=t.warmup,
-                         lr_decay=params["lr_decay"] if t.schedule == "exponential" else 1.0,
+    lr = params.get("lr_base") or getattr(t, f"lr_{method}")
+    schedule, decay = (t.schedule, t.lr_decay) if not params["lr_decay"] else ("exponential", params["lr_decay"])
+    config = TrainConfig(epochs=epochs, batch_size=t.batch_size, lr=lr if lr > 0 else "auto",
+                         lr_scale=params["lr_factor"], optimizer=t.optimizer, schedule=schedule, warmup=t.warmup,
+                         lr_decay=decay if schedule == "exponential" else 1.0,
                          deep_supervision=t.deep_supervision, rel_tol=t.rel_tol, seed=run.config.seed)
     return fit_encoder(with_params(task.problem, params), task.Y_train, task.X_train, n_layers=T, method=method,
                        val=(task.Y_val, task.X_val), config=config, mu=run.config.search.mu, layerwise=t.layerwise,
@@ -118,30 +131,62 @@ def _train(run: RunContext, task: Task, method: str, T: int, params: dict[str, A
                        return_history=True, tied=t.tied, learn_thresholds=t.learn_thresholds or None)
 
 
+def _staged(axes: dict[str, list], score: Callable[[dict[str, Any]], float]) -> dict[tuple, float]:
+    """A search one setting at a time, in :data:`SEARCHED` order, each at the best values of the
+    ones before it (starting at factor 1 where the grid has it, else the grid's first value).
+    Returns the validation error of every setting tried, keyed by its values."""
+    current = {k: (1.0 if 1.0 in v and k in ("alpha_factor", "lr_factor") else v[0]) for k, v in axes.items()}
+    tried: dict[tuple, float] = {}
+    for key in SEARCHED:
+        stage = []
+        for value in axes[key]:
+            values = tuple({**current, key: value}[k] for k in SEARCHED)
+            if values not in tried:
+                tried[values] = score(dict(zip(SEARCHED, values)))
+            stage.append(values)
+        current = dict(zip(SEARCHED, min(stage, key=tried.__getitem__)))
+    return tried
+
+
 def _search(run: RunContext, method: str, task: Task, T: int) -> tuple[dict[str, Any], float | None]:
     """Best hyper-parameters for (method, T) by validation code RMSE (Supplement E), and that
-    RMSE (None when the grid has one setting: nothing is searched)."""
+    RMSE (None when there is one setting: nothing is searched). A solver tries the whole grid
+    (a trial is T iterations); a learned method too under ``search.learned = "grid"``, else
+    (``"staged"``) one setting at a time (:func:`_staged`): a trial is a training."""
+    m, axes = get_method(method), _axes(run.config, method)
     grid = _grid(run.config, method)
     if len(grid) == 1:
         return grid[0], None
-    m = get_method(method)
-    best, best_err = None, float("inf")
     prepared: dict[Any, Any] = {}  # a solver's operators per mu, shared by the searched alphas
-    for params in grid:
+    found: dict[float, float] = {}  # the range test's rate per alpha factor, shared by its trials
+
+    def score(params: dict[str, Any]) -> float:
         try:
             if m.learned:
-                encode = _train(run, task, method, T, params, run.config.search.epochs)[0]
+                encode, history = _train(run, task, method, T, {**params, "lr_base": found.get(params["alpha_factor"])},
+                                         run.config.search.epochs)
+                if history is not None and history.lr_found is not None:
+                    found[params["alpha_factor"]] = history.lr_found
             else:
                 mu = params["mu"]
                 if mu not in prepared:
                     prepared[mu] = prepare_solver(task.problem, method, **m.mu_keywords(mu))
                 encode = solver_encode(m, with_params(task.problem, params), T, prepared[mu], mu=mu)
             with torch.inference_mode():
-                err = code_rmse(encode(task.Y_val), task.X_val)
+                return code_rmse(encode(task.Y_val), task.X_val)
         except LsalsaError:  # a diverging trial is a bad setting, not a failed experiment
-            err = float("inf")
-        if err < best_err:
-            best, best_err = params, err
+            return float("inf")
+
+    if m.learned and run.config.search.learned == "staged":
+        tried = _staged(axes, score)
+    else:
+        tried = {tuple(p[k] for k in SEARCHED): score(p) for p in grid}
+    values = min(tried, key=tried.__getitem__)
+    best, best_err = dict(zip(SEARCHED, values)), tried[values]
+    if best_err == float("inf"):
+        best = None
+    elif best["alpha_factor"] in found:  # the final training skips the range test it already ran
+        best["lr_base"] = found[best["alpha_factor"]]
     if m.learned:  # trained on every rank under torchrun: all take rank 0's choice
         best, best_err = from_rank0(lambda: (best, best_err), current())
     if best is None:
@@ -180,9 +225,9 @@ def evaluate_method(run: RunContext, task: Task, method: str, T: int) -> dict[st
     else:  # the solver's operators prepared once: time_s times its iterations, setup_s the preparation
         operators, setup["setup_s"] = time_setup(m, problem, task.Y_test, mu=mu, repeats=repeats)
         encode = solver_encode(m, problem, T, operators, mu=mu)
-    X, time_s = time_encode(encode, task.Y_test, repeats=repeats)
+    X, time_s = time_encode(encode, task.Y_test, repeats=1)  # timed again with all methods (step_timing)
     X = X.clone()  # out of inference mode
-    row = {"method": method, "T": T, "time_s": time_s, **setup, "load": _load_per_core(),
+    row = {"method": method, "T": T, "time_s": time_s, **setup, "load": load_per_core(),
            **evaluate_codes(task.problem, task.Y_test, X, task.X_test, components=task.components),
            **{k: v for k, v in params.items() if v is not None}}
     if val_err is not None:
@@ -192,7 +237,7 @@ def evaluate_method(run: RunContext, task: Task, method: str, T: int) -> dict[st
     if history is not None:
         row["epochs"] = len(history.epoch)
         row["best_epoch"] = history.best_epoch
-        row["lr_found"] = history.lr_found
+        row["lr_found"] = history.lr_found if history.lr_found is not None else params.get("lr_base")
         row["rollbacks"] = len(history.rollbacks)
     if task.probe is not None:
         row.update(task.probe(X))
@@ -200,15 +245,6 @@ def evaluate_method(run: RunContext, task: Task, method: str, T: int) -> dict[st
     save_npz(run.path("results", f"{method}_T{T}.npz"), sparsity=sparsity, rmse=rmse, X_head=X[:16].cpu().numpy())
     write_json(run.path("results", f"{method}_T{T}.json"), row)
     return row
-
-
-def _load_per_core() -> float:
-    """The 1-minute load average per core right after a method was timed (NaN where the system
-    does not say): above 1, other work shared the cores and the times are inflated."""
-    try:
-        return os.getloadavg()[0] / (os.cpu_count() or 1)
-    except OSError:
-        return float("nan")
 
 
 def step_methods(run: RunContext, problem: LassoProblem, arrays: dict[str, np.ndarray],
@@ -237,4 +273,6 @@ def step_methods(run: RunContext, problem: LassoProblem, arrays: dict[str, np.nd
             rows.append(row)
     if lead and cached == len(rows):
         run.log(f"[methods] cached: {cached} result rows")
+    if lead and rows:
+        step_timing(run, task, rows)
     return rows

@@ -17,17 +17,15 @@ import numpy as np
 import torch
 
 from .. import plots
-from ..evaluation import time_encode
 from ..files import write_json, write_text
 from ..methods import METHODS
-from ..metrics import code_rmse
 from ..problem import LassoProblem
 from .config import ExperimentConfig
 from .classify import report_tables
 from .context import RunContext, load_step, read_step_json
 from .learned import learned_section
+from .timing import is_acceleration
 
-MAX_SOLVER_ITERS = 1000
 
 
 
@@ -44,62 +42,18 @@ def _table(rows: list[dict], value: str, fmt: str) -> tuple[list[str], list[list
     return ["T"] + [_label(m) for m in methods], body
 
 
+def _spread_table(rows: list[dict], of: str = "time") -> tuple[list[str], list[list[str]]]:
+    """The ``min - max`` over the timing rounds of ``of`` ("time": seconds, "ratio": the paired
+    ratio to LSALSA), as a method x T table."""
+    low, high = ("time_min", "time_max") if of == "time" else ("ratio_min", "ratio_max")
+    cells = [{**r, "cell": f"{r[low]:.3g} - {r[high]:.3g}"} for r in rows if low in r]
+    header, body = _table(cells, "cell", "s")
+    header[0] = f"T ({of}: min - max)"
+    return header, body
+
+
 def _label(method: str) -> str:
     return METHODS[method].label if method in METHODS else method
-
-
-def acceleration(run: RunContext, problem: LassoProblem, rows: list[dict],
-                 Y_test: torch.Tensor, X_star: torch.Tensor) -> dict[str, Any] | None:
-    """How many FISTA and SALSA iterations (and how much time) reach LSALSA's T=1 test error.
-
-    Iterations are found with metrics outside the clock, then exactly that many are timed.
-    SALSA runs with its searched mu at that T (its best on the validation split; ``methods.mu``
-    when SALSA was not compared). Cached in ``results/acceleration.json``.
-    """
-    c, path = run.config, run.path("results", "acceleration.json")
-    if path.exists():
-        return read_step_json(path, _is_acceleration, "the acceleration of the report")
-    ref = next((r for r in rows if r["method"] == "lsalsa" and r["T"] == min(c.methods.T)), None)
-    if ref is None:
-        return None
-    out = {"reference": {"method": "lsalsa", "T": ref["T"], "rmse": ref["rmse"], "time_s": ref["time_s"]}}
-    salsa_row = next((r for r in rows if r["method"] == "salsa" and r["T"] == ref["T"]), {})
-    mu = salsa_row.get("mu", c.methods.mu)
-    for name in ("fista", "salsa"):
-        method, hit = METHODS[name], {}
-
-        def stop(k: int, X: torch.Tensor, hit: dict[str, int] = hit) -> bool:
-            if code_rmse(X, X_star) <= ref["rmse"]:
-                hit["k"] = k
-                return True
-            return False
-
-        method.solve(problem, Y_test, mu=mu, n_iter=MAX_SOLVER_ITERS, callback=stop)
-        k = hit.get("k")
-        if k is None:
-            out[name] = {"iterations": None, "note": f"not reached in {MAX_SOLVER_ITERS} iterations"}
-            continue
-        _, t = time_encode(method.encode_fn(problem, k, mu=mu), Y_test, repeats=c.methods.repeats)
-        out[name] = {"iterations": k, "time_s": t, "time_ratio": t / ref["time_s"], **method.mu_keywords(mu)}
-    write_json(path, out)
-    return out
-
-
-def _is_acceleration(value: Any) -> bool:
-    """Whether ``value`` is what :func:`acceleration` writes (as far as the report reads it)."""
-    if not isinstance(value, dict) or not isinstance(value.get("reference"), dict):
-        return False
-    ref = value["reference"]
-    if not isinstance(ref.get("T"), int) or not all(isinstance(ref.get(k), (int, float)) for k in ("rmse", "time_s")):
-        return False
-    for name in ("fista", "salsa"):
-        a = value.get(name, {})
-        if not isinstance(a, dict):
-            return False
-        if a.get("iterations") and not all(isinstance(a.get(k), (int, float)) for k in ("iterations", "time_s",
-                                                                                         "time_ratio")):
-            return False
-    return True
 
 
 def _figures(run: RunContext, problem: LassoProblem, rows: list[dict], arrays: dict[str, np.ndarray]
@@ -209,8 +163,17 @@ def _sections(c: ExperimentConfig, problem: LassoProblem, rows: list[dict], n_te
     loads = [r["load"] for r in rows if isinstance(r.get("load"), float) and r["load"] == r["load"]]
     busy = (f"; LOAD WAS HIGH while timing: the 1-minute load average reached {max(loads):.1f} per core (other work "
             "shared the cores), so these times are inflated and noisy" if loads and max(loads) > 1 else "")
-    sections.append(("Inference time [s] (median, whole test set)", f"{n_test} test signals; the solvers' operators "
-                     f"(S, 1/L) prepared once, as the encoders' weights are{busy}", [_table(rows, "time_s", ".3g")]))
+    rounds = (f"median of {c.methods.repeats} interleaved rounds (every method and T once per round, the order "
+              "rotated each round), with min - max" if any(r.get("timed") == "interleaved" for r in rows) else "median")
+    sections.append((f"Inference time [s] ({rounds.split(' (')[0]}, whole test set)",
+                     f"{n_test} test signals; {rounds}; the solvers' operators (S, 1/L) prepared once, as the "
+                     f"encoders' weights are{busy}", [_table(rows, "time_s", ".3g")]
+                     + ([_spread_table(rows)] if any("time_min" in r for r in rows) else [])))
+    if any("time_ratio" in r for r in rows):
+        sections.append(("Inference time relative to LSALSA at the same T", "per round, the method's time divided by "
+                         "LSALSA's in the same round (a paired ratio: a slow round slows both); median over the "
+                         "rounds, min - max in the second table", [_table(rows, "time_ratio", ".3g"),
+                                                                   _spread_table(rows, "ratio")]))
     if any("setup_s" in r for r in rows):
         sections.append(("Set-up time [s] of the solvers (median)", "preparing a solver's operators once for its "
                          "dictionary and mu (SALSA: S = (mu I + A^T A)^-1; FISTA: 1/L and I - A^T A / L), not part "
@@ -234,8 +197,10 @@ def _sections(c: ExperimentConfig, problem: LassoProblem, rows: list[dict], n_te
             a = acc.get(name, {})
             if a.get("iterations"):
                 at = f" (mu = {a['mu']:g})" if "mu" in a else ""
+                paired = (f" (paired per round, min {a['ratio_min']:.1f}x, max {a['ratio_max']:.1f}x)"
+                          if "ratio_min" in a else "")
                 lines.append(f"{name.upper()}{at} needs {a['iterations']} iterations to reach it: {a['time_s']:.3g} s, "
-                             f"{a['time_ratio']:.1f}x LSALSA's time.")
+                             f"{a['time_ratio']:.1f}x LSALSA's time{paired}.")
             else:
                 lines.append(f"{name.upper()}: {a.get('note', 'n/a')}.")
         sections.append(("Acceleration", " ".join(lines), []))
@@ -343,7 +308,8 @@ def write_report(run: RunContext, problem: LassoProblem, rows: list[dict], array
     write_text(run.path("results.csv"), table.getvalue())
     Y_test = torch.from_numpy(np.asarray(arrays["Y_test"])).to(problem.device, problem.dtype)
     X_star = torch.from_numpy(np.array(X_test)).to(problem.device, problem.dtype)
-    acc = acceleration(run, problem, rows, Y_test, X_star)
+    acc_path = run.path("results", "acceleration.json")
+    acc = read_step_json(acc_path, is_acceleration, "the acceleration of the report") if acc_path.exists() else None
     figs = _figures(run, problem, rows, arrays)
     sections = [_provenance(run, arrays, codes_facts)] + _sections(run.config, problem, rows, len(Y_test), acc,
                                                                   _classification(run, rows))

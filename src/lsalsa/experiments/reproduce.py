@@ -50,14 +50,32 @@ def check_names(names: Sequence[str] | None) -> list[str]:
     return names
 
 
+def experiment_overrides(name: str, overrides: Sequence[str], names: Sequence[str]) -> list[str]:
+    """The ``--set`` values for experiment ``name``: every plain ``key=value``, and the
+    ``name:key=value`` ones addressed to it (e.g. ``mnist_cifar_mca:train.epochs=5``), in the
+    order given. A prefix that names no experiment of the run is an error."""
+    out = []
+    for item in overrides:
+        key = item.split("=", 1)[0]
+        if ":" not in key:
+            out.append(item)
+            continue
+        target, rest = item.split(":", 1)
+        if target not in names:
+            raise LsalsaError(f"--set {item}: {target!r} is not an experiment of this run ({', '.join(names)})")
+        if target == name:
+            out.append(rest)
+    return out
+
+
 def reproduce(names: Sequence[str] | None = None, *, out: str | Path = "runs/reproduce", scale: float | None = None,
               overrides: Sequence[str] = (), progress: bool = False, log: Log = silent) -> Path:
     """Run the experiments ``names`` (default all) at ``scale`` (``data.scale``, None: each
-    config's own) into ``out/<name>`` and write ``out/reproduction.md`` and ``.html``; returns
+    config's own), each with the ``overrides`` that :func:`experiment_overrides` gives it, into ``out/<name>`` and write ``out/reproduction.md`` and ``.html``; returns
     the markdown's path."""
     names = check_names(names)
-    sets = list(overrides) + ([f"data.scale={scale}"] if scale is not None else [])
-    configs = {n: load_config(n, sets) for n in names}
+    configs = {n: load_config(n, experiment_overrides(n, overrides, names) + ([f"data.scale={scale}"] if scale is not None
+                                                                             else [])) for n in names}
     out = Path(out)
     for n, c in configs.items():  # the data first: a missing data set fails before the long steps
         run_experiment(c, out / n, until="data", progress=progress, log=log)
