@@ -195,6 +195,24 @@ def _search(run: RunContext, method: str, task: Task, T: int) -> tuple[dict[str,
 
 
 # ---- one method at one T ------------------------------------------------------------------------
+def _is_search(value: Any) -> bool:
+    return (isinstance(value, dict) and isinstance(value.get("params"), dict) and set(SEARCHED) <= set(value["params"])
+            and (value.get("val_rmse") is None or isinstance(value["val_rmse"], (int, float))))
+
+
+def _searched(run: RunContext, method: str, task: Task, T: int) -> tuple[dict[str, Any], float | None]:
+    """:func:`_search`'s choice, cached in ``results/<method>_T<T>.search.json`` (written by rank
+    0), so that a run resumed after the search, or re-scoring a method, does not search again."""
+    path = run.path("results", f"{method}_T{T}.search.json")
+    if path.exists():
+        saved = read_step_json(path, _is_search, f"the search's choice for {method} at T={T}")
+        return saved["params"], saved["val_rmse"]
+    params, val_err = _search(run, method, task, T)
+    if is_rank0():
+        write_json(path, {"params": params, "val_rmse": val_err})
+    return params, val_err
+
+
 def _trained(run: RunContext, task: Task, method: str, T: int, params: dict[str, Any]
              ) -> tuple[nn.Module, TrainHistory | None]:
     """The encoder of ``models/<method>_T<T>.pt``, trained (from its checkpoint) unless saved."""
@@ -215,7 +233,7 @@ def evaluate_method(run: RunContext, task: Task, method: str, T: int) -> dict[st
     ``results/<method>_T<T>.json`` (the row returned) and ``.npz`` (per-signal sparsity and RMSE,
     the first codes). None on the ranks other than 0 of a torchrun job."""
     m = get_method(method)
-    params, val_err = _search(run, method, task, T)
+    params, val_err = _searched(run, method, task, T)
     model, history = _trained(run, task, method, T, params) if m.learned else (None, None)
     if not is_rank0():
         return None  # under torchrun, rank 0 scores and writes
@@ -242,7 +260,13 @@ def evaluate_method(run: RunContext, task: Task, method: str, T: int) -> dict[st
     if task.probe is not None:
         row.update(task.probe(X))
     sparsity, rmse = per_sample_stats(X, task.X_test)
-    save_npz(run.path("results", f"{method}_T{T}.npz"), sparsity=sparsity, rmse=rmse, X_head=X[:16].cpu().numpy())
+    per_source = {}  # the clouds of every source's codes apart (Fig. 6 and 20: ASIRRA's, MNIST's)
+    if problem.n_dicts > 1:
+        blocks = zip(torch.split(X, problem.dict_sizes, dim=1), torch.split(task.X_test, problem.dict_sizes, dim=1))
+        for i, (X_i, X_star_i) in enumerate(blocks):
+            per_source[f"sparsity_{i + 1}"], per_source[f"rmse_{i + 1}"] = per_sample_stats(X_i, X_star_i)
+    save_npz(run.path("results", f"{method}_T{T}.npz"), sparsity=sparsity, rmse=rmse, X_head=X[:16].cpu().numpy(),
+             **per_source)
     write_json(run.path("results", f"{method}_T{T}.json"), row)
     return row
 

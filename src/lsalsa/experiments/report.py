@@ -72,15 +72,20 @@ def _figures(run: RunContext, problem: LassoProblem, rows: list[dict], arrays: d
     for key in dict.fromkeys(k for r in rows for k in r if k.startswith("class_error")):  # one per classified source
         save(plots.plot_curves(rows, "time_s", key, title=c.name, logy=False), f"{key}_vs_time.png",
              f"Classification error of the probe ({key}) vs inference time (Fig. 5/12/13/15/17/19)")
-    clouds = {}
-    for r in rows:
-        f = run.path("results", f"{r['method']}_T{r['T']}.npz")
-        if f.exists():
-            z = load_step(f, ("sparsity", "rmse"))
-            clouds[(r["method"], r["T"])] = (z["sparsity"], z["rmse"])
-    if clouds:
-        save(plots.plot_sparsity_vs_error(clouds, title=c.name), "sparsity_vs_error.png",
-             "Per-sample sparsity vs code error, one panel per T (Fig. 6/20)")
+    sources = list(c.data.sources) if c.data.kind == "mixture" else []
+    for suffix in [""] + [f"_{i + 1}" for i in range(problem.n_dicts if problem.n_dicts > 1 else 0)]:
+        clouds = {}
+        for r in rows:
+            f = run.path("results", f"{r['method']}_T{r['T']}.npz")
+            if f.exists():
+                z = load_step(f, ("sparsity", "rmse"))  # per source: written by mixture runs of this version
+                if f"sparsity{suffix}" in z:
+                    clouds[(r["method"], r["T"])] = (z[f"sparsity{suffix}"], z[f"rmse{suffix}"])
+        if clouds:
+            of = (f"source {suffix[1:]}" + (f" ({sources[int(suffix[1:]) - 1]})" if len(sources) >= int(suffix[1:]) else "")
+                  if suffix else "")
+            save(plots.plot_sparsity_vs_error(clouds, title=f"{c.name} {of}".strip()), f"sparsity_vs_error{suffix}.png",
+                 f"Per-sample sparsity vs code error{' of ' + of + ' codes' if of else ''}, one panel per T (Fig. 6/20)")
     side = int(round(np.sqrt(problem.n_features)))
     for i, A in enumerate(problem.dictionaries()):
         save(plots.plot_atoms(A.cpu().numpy(), (side, side), title=f"dictionary {i + 1}"), f"atoms_{i + 1}.png",
