@@ -169,7 +169,8 @@ class UnrolledEncoder(nn.Module):
         self._check_input(Y, finite=not self.training)
         return self._layers(Y, self.W_e, self.S, self._threshold(), all_layers=True, **self._layer_options())
 
-    def encode(self, Y: torch.Tensor, *, dtype: torch.dtype | None = None, compile: bool | str = False) -> torch.Tensor:
+    def encode(self, Y: torch.Tensor, *, dtype: torch.dtype | None = None, compile: bool | str = False,
+               fused: bool | None = None) -> torch.Tensor:
         """Codes for inference: :meth:`forward`'s values, faster, without autograd.
 
         Runs the layers' function of :meth:`forward` under ``torch.inference_mode`` with
@@ -194,6 +195,10 @@ class UnrolledEncoder(nn.Module):
             shared by all encoders of the class and subject to torch's recompile limit (8
             variants by default). Not combined with ``dtype``: compile a converted copy
             (``copy.deepcopy(enc).to(dtype)``).
+        fused : each layer's element-wise passes as one compiled pass on a CPU
+            (:mod:`lsalsa.solvers.fused`; the same arithmetic): None (default) where it runs and
+            the batch has at least ``MIN_ELEMENTS`` entries, True always (an error where it
+            cannot run: a GPU, mixed precision), False the plain torch passes.
 
         Returns
         -------
@@ -202,15 +207,20 @@ class UnrolledEncoder(nn.Module):
         """
         tensor_in = isinstance(Y, torch.Tensor)
         Y = self._check_input(Y if tensor_in else as_tensor(Y, "Y"), finite=True)
-        X = self._encode(Y, dtype, compile)
+        X = self._encode(Y, dtype, compile, fused)
         return X if tensor_in else X.cpu().numpy()
 
-    def _encode(self, Y: torch.Tensor, dtype: torch.dtype | None, compile: bool | str) -> torch.Tensor:
+    def _encode(self, Y: torch.Tensor, dtype: torch.dtype | None, compile: bool | str,
+                fused: bool | None = None) -> torch.Tensor:
         """:meth:`encode` of a checked tensor ``Y: (B, M)``."""
         if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
             raise LsalsaError(f"dtype: expected None or a floating torch.dtype, got {dtype!r}")
         if not isinstance(compile, (bool, str)):
             raise LsalsaError(f"compile: expected True, False or a torch.compile mode name, got {compile!r}")
+        if fused not in (None, True, False):
+            raise LsalsaError(f"fused: expected None, True or False, got {fused!r}")
+        if compile is not False and fused is True:
+            raise LsalsaError("fused: not combined with compile (torch.compile fuses the passes itself)")
         if compile is not False and dtype not in (None, Y.dtype):
             raise LsalsaError("compile: not supported with dtype; compile a converted copy, copy.deepcopy(enc).to(dtype)")
         with torch.inference_mode():
@@ -225,7 +235,7 @@ class UnrolledEncoder(nn.Module):
                 return X if mode == "default" else X.clone()
             if dtype is not None:
                 W_e, S = W_e.to(dtype), S.to(dtype)
-            return self._layers(Y, W_e, S, threshold, inplace=True, **self._layer_options())
+            return self._layers(Y, W_e, S, threshold, inplace=True, fused=fused, **self._layer_options())
 
     def _threshold(self) -> torch.Tensor | float:
         if self.learn_thresholds is None:

@@ -8,8 +8,10 @@ import torch
 from torch import nn
 
 from .._validation import check_positive
+from ..errors import LsalsaError
 from ..prox import soft_threshold
 from ..problem import LassoProblem
+from ..solvers.fused import soft_threshold_, use_fused
 from ..solvers.ista import ista_operators, ista_step
 from ..solvers.iteration import filtered_input
 from ._base import UnrolledEncoder, check_flag, check_problem
@@ -25,19 +27,31 @@ def lista_layers(
     inplace: bool = False,
     all_layers: bool = False,
     step: torch.Tensor | None = None,
+    fused: bool | None = False,
 ) -> torch.Tensor | list[torch.Tensor]:
     """LISTA's T layers as a function of its operators: ISTA's own step
     (:func:`lsalsa.solvers.ista_step`) from ``x_0 = 0``.
 
     Y: (B, M); W_e: (N, M); S: (N, N) tied or (T - 1, N, N); threshold: float, (N,) or (T, N)
     one row per layer; inplace: the products into one reused buffer, no autograd
-    (:meth:`encode`); step: None or (T,) the steps ``gamma_t`` (``ista_step``'s ``step``).
+    (:meth:`encode`); step: None or (T,) the steps ``gamma_t`` (``ista_step``'s ``step``);
+    fused: in place, each layer's soft-threshold one in-place pass after the product and its bias
+    (``addmm``), :mod:`lsalsa.solvers.fused` (None: where it pays; True: always, else an error).
     Returns the codes ``(B, N)``, or with ``all_layers`` the list of the T layers' outputs.
     """
     b = filtered_input(Y, W_e)
     per_layer = isinstance(threshold, torch.Tensor) and threshold.ndim == 2
     thresholds = list(threshold) if per_layer else [threshold] * n_layers
     steps = [None] * n_layers if step is None else list(step)
+    plain_only = not inplace or all_layers or step is not None
+    if fused is True and plain_only:
+        raise LsalsaError("fused: needs the in-place layers (encode), without learn_step or all_layers")
+    if not plain_only and use_fused(fused, b, S):
+        X, spare = soft_threshold_(b.clone(), thresholds[0]), torch.empty_like(b)
+        for t in range(1, n_layers):
+            Z = torch.addmm(b, X, (S if S.ndim == 2 else S[t - 1]).T, out=spare)
+            spare, X = X, soft_threshold_(Z, thresholds[t])
+        return X
     # layer 1, ista_step from x_0 = 0 without the product S 0 (lerp(0, b, gamma) = gamma b)
     X = soft_threshold(b if step is None else b * steps[0], thresholds[0])
     codes = [X] if all_layers else None

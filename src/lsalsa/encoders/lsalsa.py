@@ -32,6 +32,7 @@ def lsalsa_layers(
     inplace: bool = False,
     all_layers: bool = False,
     layer_mu: torch.Tensor | None = None,
+    fused: bool | None = False,
 ) -> torch.Tensor | list[torch.Tensor]:
     """LSALSA's T layers and read-out as a function of its operators: SALSA's own iteration
     (:func:`lsalsa.solvers.iteration.unrolled_salsa`) from ``x_0 = W_e y``, ``d_0 = 0``.
@@ -39,12 +40,14 @@ def lsalsa_layers(
     Y: (B, M); W_e: (N, M); S: (N, N) tied or (T, N, N); threshold: float, (N,) or (T, N) one
     row per layer; readout "u" or "x"; inplace: reused buffers, no autograd (:meth:`encode`);
     layer_mu: None (the penalty ``mu``) or (T,) one per layer, ``mu`` then their reference (see
-    ``unrolled_salsa``). Returns the codes ``(B, N)``, or with ``all_layers`` the list of the T
+    ``unrolled_salsa``); fused: in place, ``unrolled_salsa``'s fused passes (None: where they
+    pay, :mod:`lsalsa.solvers.fused`). Returns the codes ``(B, N)``, or with ``all_layers`` the list of the T
     read-outs after each layer (the iteration's callback), the last one the codes.
     """
     b = filtered_input(Y, W_e)
     if not all_layers:
-        return unrolled_salsa(b, S, mu, threshold, n_layers, readout=readout, inplace=inplace, layer_mu=layer_mu)[0]
+        return unrolled_salsa(b, S, mu, threshold, n_layers, readout=readout, inplace=inplace, layer_mu=layer_mu,
+                              fused=fused if inplace else False)[0]
     codes: list[torch.Tensor] = []
     unrolled_salsa(b, S, mu, threshold, n_layers, readout=readout, inplace=inplace, layer_mu=layer_mu,
                    callback=lambda k, U: codes.append(U))

@@ -37,8 +37,10 @@ from collections.abc import Callable
 
 import torch
 
+from ..errors import LsalsaError
 from ..prox import soft_threshold
 from ._common import row_change
+from .fused import fused_salsa, use_fused
 
 XUpdate = Callable[[torch.Tensor, "torch.Tensor | None"], "tuple[torch.Tensor, torch.Tensor | None]"]
 
@@ -159,6 +161,7 @@ def unrolled_salsa(
     callback: Callable[[int, torch.Tensor], object] | None = None,
     change: bool = False,
     layer_mu: torch.Tensor | None = None,
+    fused: bool | None = None,
 ) -> tuple[torch.Tensor, int, torch.Tensor | None]:
     """T SALSA iterations from ``x_0 = b, d_0 = 0``: truncated SALSA and LSALSA's T layers.
 
@@ -176,8 +179,19 @@ def unrolled_salsa(
         (:func:`direct_update`'s ``scale``), so ``mu_k = mu`` is the fixed-mu arithmetic bit for
         bit; in place (no gradient) ``mu_k`` is read as a float, ``b + mu_k w``.
 
+    fused : in place, the iterations' element-wise passes as one compiled pass per iteration
+        (:mod:`lsalsa.solvers.fused`: a CPU, rho = 1, read-out "u", no callback): None where
+        :func:`~lsalsa.solvers.fused.use_fused` says so, True always (else an error), False never.
+
     Returns ``(codes (B, N), iterations run, each row's last relative change (B,) or None)``.
     """
+    plain_only = not inplace or half_rho != 0.5 or readout != "u" or callback is not None
+    if fused is True and plain_only:
+        raise LsalsaError("fused: needs the in-place iteration at rho = 1 with read-out 'u' and no callback")
+    if not plain_only and use_fused(fused, b, S):
+        U, rel = fused_salsa(b, S, mu, threshold, n_iter, layer_mu=None if layer_mu is None else layer_mu.tolist(),
+                             change=change)
+        return U, n_iter, rel
     if isinstance(threshold, torch.Tensor) and threshold.ndim == 2:
         bounds = [(-t, t) for t in threshold]
     else:
