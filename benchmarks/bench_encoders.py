@@ -9,11 +9,13 @@ interleaved round by round (median over rounds, after a warm-up):
   ``(B x N)(N x N)`` product per layer that has one (LSALSA: T, LISTA: T - 1, since its first
   layer starts from x = 0);
 - ``forward``: the trainable forward under ``torch.inference_mode``;
-- ``encode``: the inference fast path (``encoder.encode(Y)``).
+- ``encode``: the inference fast path (``encoder.encode(Y)``: on a CPU each layer's element-wise
+  passes fused into one compiled pass where the batch has at least 16,384 entries,
+  :mod:`lsalsa.solvers.fused`).
 
 "% GEMM" is GEMM-equivalent time / encoder time: the share of the machine's matrix-product
 throughput the encoder attains (100% = the element-wise work costs nothing). Variants, at B = 1024, T = 5:
-``encode(Y, compile=True)`` (torch.compile, inductor; on a GPU ``compile="reduce-overhead"``,
+``encode(Y, fused=False)`` (the plain torch passes, four per LSALSA layer), ``encode(Y, compile=True)`` (torch.compile, inductor; on a GPU ``compile="reduce-overhead"``,
 CUDA graphs; compile time excluded) and ``encode(Y, dtype=torch.bfloat16)`` (bf16 products,
 float32 iterates), with their accuracy cost: the relative RMSE of their codes
 against the float32 ``encode`` output, ``||X_v - X_32||_F / ||X_32||_F``. Signals are sparse
@@ -129,7 +131,7 @@ def variants(Ns, B, device, rounds, compile_mode):
         T = 5
         for kind in ("lista", "lsalsa"):
             enc = build(kind, problem, T)
-            options = {"float32": {}, "bfloat16": {"dtype": torch.bfloat16}}
+            options = {"float32": {}, "float32, fused=False": {"fused": False}, "bfloat16": {"dtype": torch.bfloat16}}
             if compile_mode is not None:
                 torch._dynamo.reset()  # each config compiles afresh, below torch's recompile limit
                 t0 = time.perf_counter()
