@@ -84,6 +84,13 @@ def test_tiny_reproduction_end_to_end(tmp_path, capsys):
     acc = json.loads((tmp_path / "mnist_sc" / "results" / "acceleration.json").read_text())
     assert claims[0][2] == str(acc["fista"]["iterations"])
     assert (tmp_path / "figures" / "mnist_sc_error_vs_T.png").exists()
+    for fig in ("error_vs_time", "sparsity_vs_error", "class_error_vs_time"):  # Fig. 5, 6/20, 12-19
+        assert (tmp_path / "figures" / f"mnist_sc_{fig}.png").exists() and f"figures/mnist_sc_{fig}.png" in md
+    # how the run differs from the shipped config, and what the solvers take to reach LSALSA T = 1
+    changed = json.loads((tmp_path / "reproduction.json").read_text())["mnist_sc"]["changed"]
+    assert "data.scale = 0.005" in changed and "methods.T = [1, 2]" in changed and "search.epochs = 1" in changed
+    assert "Settings changed from the shipped config: " in md and "data.scale = 0.005" in md
+    assert f"FISTA needs {acc['fista']['iterations']} iterations" in md and "paired per round" in md
     assert "<table>" in (tmp_path / "reproduction.html").read_text()
     reproduce.write_reproduction(tmp_path, ["mnist_sc"], 0.005)
     assert json.loads((tmp_path / "reproduction.json").read_text())["mnist_sc"]["claims"] == claims

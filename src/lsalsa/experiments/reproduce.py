@@ -137,6 +137,51 @@ def _probe_errors(run_dir: Path) -> dict[str, float]:
     return {p["key"]: float(p["optimal_error"]) for p in summary["probes"]}
 
 
+def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def changed_settings(name: str, run_dir: Path) -> list[str]:
+    """``key = value`` for every config value of the run that is not the shipped config's
+    (the scale and every ``--set``), so the page says how the run differs from the paper's
+    protocol as shipped."""
+    from .runner import read_run_config
+
+    ran = _flat(read_run_config(run_dir / "config.json", "rerun the experiment").identity())
+    shipped = _flat(load_config(name).identity())
+    return [f"{k} = {ran[k]!r}" for k in ran if shipped.get(k) != ran[k]]
+
+
+def _acceleration_line(acc: dict[str, Any]) -> str:
+    """LSALSA's error at the smallest T, and what FISTA and SALSA take to reach it (iterations,
+    time: paired per round with LSALSA's)."""
+    ref = acc.get("reference")
+    if not ref:
+        return ""
+    parts = [f"LSALSA at T = {ref['T']}: test code RMSE {ref['rmse']:.4g} in {ref['time_s']:.3g} s."]
+    for name in ("fista", "salsa"):
+        a = acc.get(name, {})
+        if not a.get("iterations"):
+            parts.append(f"{name.upper()}: {a.get('note', 'not run')}.")
+            continue
+        spread = f", paired per round {a['ratio_min']:.1f}x - {a['ratio_max']:.1f}x" if "ratio_min" in a else ""
+        mu = f" (mu = {a['mu']:g})" if "mu" in a else ""
+        parts.append(f"{name.upper()}{mu} needs "
+                     f"{a['iterations']} iterations: {a['time_s']:.3g} s, {a['time_ratio']:.1f}x LSALSA's time{spread}.")
+    return " ".join(parts)
+
+
+FIGURES = (("error_vs_T.png", "code error vs T (Fig. 3/4/14)"),
+           ("error_vs_time.png", "code error vs inference time (Fig. 12-19)"),
+           ("class_error*_vs_time.png", "classification error vs inference time (Fig. 5/12-19)"),
+           ("sparsity_vs_error*.png", "sparsity / accuracy clouds (Fig. 6/20)"),
+           ("separation_T*.png", "separations (Fig. 7/21-25)"))
+"""The figures of each run that the reproduction page shows (patterns in ``figures/``)."""
+
+
 def experiment_section(name: str, run_dir: Path) -> dict[str, Any]:
     """One experiment's comparison: ``{"title", "stand_ins", "iterations": [...], "tables": [...],
     "claims": [(claim, paper, ours, verdict)]}``."""
@@ -175,7 +220,8 @@ def experiment_section(name: str, run_dir: Path) -> dict[str, Any]:
         theirs, mine = best_method(table, T), best_method({m: c for m, c in ours.items() if c}, T)
         claims.append((f"{table_name}: best classifier of source {i} at T = {T}", "/".join(theirs), "/".join(mine),
                        not_comparable or ("reproduced" if set(theirs) & set(mine) else "not reproduced")))
-    return {"title": paper["title"], "stand_ins": stand_ins, "tables": tables, "claims": claims}
+    return {"title": paper["title"], "stand_ins": stand_ins, "tables": tables, "claims": claims,
+            "changed": changed_settings(name, run_dir), "acceleration": _acceleration_line(acc)}
 
 
 def _pages(sections: dict[str, dict], scale: float | None) -> tuple[str, list[str], list]:
@@ -187,8 +233,10 @@ def _pages(sections: dict[str, dict], scale: float | None) -> tuple[str, list[st
     claims = [[name, *c] for name, s in sections.items() for c in s["claims"]]
     out = [("Claims", "One row per claim of the paper, with the experiment that tests it.", [(["experiment", "claim", "paper", "ours", "verdict"], claims)])]
     for name, s in sections.items():
-        text = f"Run: {name}/ (its own report: {name}/report.md)." + (
-            f" Stand-in data for {', '.join(s['stand_ins'])}." if s["stand_ins"] else "")
+        text = (f"Run: {name}/ (its own report: {name}/report.md)."
+                + (f" Stand-in data for {', '.join(s['stand_ins'])}." if s["stand_ins"] else "")
+                + (f" Settings changed from the shipped config: {'; '.join(s['changed'])}." if s["changed"] else "")
+                + (f" {s['acceleration']}" if s["acceleration"] else ""))
         tables = []
         for table_name, i, paper, ours, Ts in s["tables"]:
             header = [f"T ({table_name}, source {i}: paper / ours)"] + [m.upper() for m in paper]
@@ -212,13 +260,13 @@ def write_reproduction(out: Path, names: Sequence[str], scale: float | None) -> 
         if not (run_dir / "results.csv").exists():
             raise LsalsaError(f"{run_dir}: no results.csv; run `lsalsa reproduce --only {name}` to finish it")
         sections[name] = experiment_section(name, run_dir)
-        fig = run_dir / "figures" / "error_vs_T.png"
-        if fig.exists():
-            shutil.copyfile(fig, out / "figures" / f"{name}_error_vs_T.png")
-            figures[name] = f"figures/{name}_error_vs_T.png"
+        for pattern, caption in FIGURES:
+            for fig in sorted((run_dir / "figures").glob(pattern)):
+                shutil.copyfile(fig, out / "figures" / f"{name}_{fig.name}")
+                figures[f"figures/{name}_{fig.name}"] = f"{name}: {caption} ({fig.stem})"
     title, intro, page = _pages(sections, scale)
-    figs = [(path, f"Code error vs T: {name}") for name, path in figures.items()]
-    write_json(out / "reproduction.json", {n: {"claims": s["claims"], "stand_ins": s["stand_ins"]}
+    figs = list(figures.items())
+    write_json(out / "reproduction.json", {n: {"claims": s["claims"], "stand_ins": s["stand_ins"], "changed": s["changed"]}
                                            for n, s in sections.items()})
     write_text(out / "reproduction.html", html_page(title, intro, page, figs, out))
     md = markdown_page(title, intro, page, figs)
