@@ -108,6 +108,17 @@ def test_an_override_can_name_its_experiment(tmp_path, capsys):
     assert not list(tmp_path.rglob("data.npz"))
 
 
+def test_too_few_mixtures_for_the_dictionaries_fail_at_once(tmp_path, capsys):
+    """A mixture's dictionaries learn from its first training mixtures: at scale 0.25 with 4000
+    mixtures (1000 after scaling) 1024 atoms cannot be seeded, said before any data is built."""
+    args = ["reproduce", "--scale", "0.25", "--only", "mnist_cifar_mca", "--out", str(tmp_path),
+            "--set", "mnist_cifar_mca:data.n_train=4000"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "data.n_train must be at least dictionary.n_atoms = 1024 mixtures" in err
+    assert not list(tmp_path.rglob("data.npz"))
+
+
 def test_probe_errors_are_read_from_the_run(tmp_path):
     (tmp_path / "probes.json").write_text(json.dumps({"probes": [
         {"key": "class_error_1", "optimal_error": 0.0}, {"key": "class_error_2", "optimal_error": 0.8}], "skipped": []}))

@@ -307,6 +307,11 @@ def _check(c: ExperimentConfig) -> None:
         need(c.scaled(d.n_dict) >= max(c.dictionary.n_atoms), "data.n_dict",
              f"at least dictionary.n_atoms = {max(c.dictionary.n_atoms)} signals after data.scale = {d.scale:g} "
              "(raise data.scale or data.n_dict, or lower dictionary.n_atoms)", c.scaled(d.n_dict))
+        # a mixture's dictionaries learn from the components of its first training mixtures
+        need(d.kind == "patches" or c.scaled(d.n_train) >= max(c.dictionary.n_atoms), "data.n_train",
+             f"at least dictionary.n_atoms = {max(c.dictionary.n_atoms)} mixtures after data.scale = {d.scale:g}: "
+             "the dictionaries learn from the first training mixtures' components (raise data.scale or "
+             "data.n_train, or lower dictionary.n_atoms)", c.scaled(d.n_train))
     need(c.dictionary.epochs >= 1 and c.dictionary.batch_size >= 1, "dictionary.epochs/batch_size", ">= 1",
          (c.dictionary.epochs, c.dictionary.batch_size))
     need(d.pad_to >= 0 and d.min_std >= 0, "data.pad_to/min_std", ">= 0", (d.pad_to, d.min_std))
