@@ -70,7 +70,9 @@ def test_a_trial_trains_with_its_rate_factor_and_decay(monkeypatch, small, decay
     ev._train(run, task, "lsalsa", 2, {"alpha_factor": 1.0, "mu": None, "lr_factor": 3.0, "lr_decay": decay}, 3)
     config = seen["config"]
     assert (config.lr, config.lr_scale, config.schedule, config.lr_decay) == ("auto", 3.0, schedule, lr_decay)
-    assert config.epochs == 3
+    assert config.epochs == 3 and config.lr_test_steps == 20  # train.lr_test_steps
+    with pytest.raises(LsalsaError, match="train.lr_test_steps"):
+        load_config("fashion_sc", ["train.lr_test_steps=0"])
 
 
 def test_lr_scale_multiplies_the_rate(small):

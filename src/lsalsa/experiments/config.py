@@ -101,6 +101,7 @@ class TrainConfigSection:
     layerwise: bool = False    # greedy: LSALSA(t) from a trained LSALSA(t-1) plus one layer
     deep_supervision: float = 0.0
     rel_tol: float = 1e-6
+    lr_test_steps: int = 20    # steps per rate of the range test (TrainConfig.lr_test_steps)
 
 
 @dataclass
@@ -342,6 +343,7 @@ def _check(c: ExperimentConfig) -> None:
     need(all(m > 0 for m in s.mu), "search.mu", "> 0", s.mu)
     need(all(f > 0 for f in s.lr_factors), "search.lr_factors", "> 0", s.lr_factors)
     need(s.learned in ("staged", "grid"), "search.learned", "'staged' or 'grid'", s.learned)
+    need(t.lr_test_steps >= 1, "train.lr_test_steps", ">= 1", t.lr_test_steps)
     need(all(0 <= f <= 1 for f in s.lr_decays), "search.lr_decays", "in [0, 1] (0: train.schedule)", s.lr_decays)
     need(s.epochs >= 1, "search.epochs", ">= 1", s.epochs)
     need(0 < s.val_fraction < 1, "search.val_fraction", "in (0, 1)", s.val_fraction)

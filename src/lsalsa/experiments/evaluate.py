@@ -124,7 +124,8 @@ def _train(run: RunContext, task: Task, method: str, T: int, params: dict[str, A
     config = TrainConfig(epochs=epochs, batch_size=t.batch_size, lr=lr if lr > 0 else "auto",
                          lr_scale=params["lr_factor"], optimizer=t.optimizer, schedule=schedule, warmup=t.warmup,
                          lr_decay=decay if schedule == "exponential" else 1.0,
-                         deep_supervision=t.deep_supervision, rel_tol=t.rel_tol, seed=run.config.seed)
+                         deep_supervision=t.deep_supervision, rel_tol=t.rel_tol, seed=run.config.seed,
+                         lr_test_steps=t.lr_test_steps)
     return fit_encoder(with_params(task.problem, params), task.Y_train, task.X_train, n_layers=T, method=method,
                        val=(task.Y_val, task.X_val), config=config, mu=run.config.search.mu, layerwise=t.layerwise,
                        checkpoint=checkpoint, progress=run.progress and checkpoint is not None,
