@@ -355,3 +355,32 @@ def test_timing_is_cached_until_the_rows_change(sc_run, tmp_path, monkeypatch):
     (run / "results" / "fista_T2.json").unlink()  # a row recomputed: every row is timed again
     rows = run_experiment(config, run, until="methods")
     assert calls == [1] and all(r["timed"] == "interleaved" for r in rows)
+
+
+def test_acceleration_takes_salsa_at_its_best_mu_for_the_target(sc_run):
+    acc = json.loads((sc_run / "results" / "acceleration.json").read_text())
+    by_mu = acc["salsa"]["iterations_by_mu"]
+    assert set(by_mu) == {"1", "3"}  # search.mu (the searched mu at T = 1 among them)
+    reached = {mu: k for mu, k in by_mu.items() if k is not None}
+    assert acc["salsa"]["iterations"] == min(reached.values())
+    assert f"{acc['salsa']['mu']:g}" == min(reached, key=reached.__getitem__)
+
+
+def test_report_reuses_the_analysis_until_a_model_changes(sc_run, tmp_path, monkeypatch):
+    import os
+    import shutil
+    import time
+
+    import lsalsa.experiments.learned as learned
+
+    run = tmp_path / "run"
+    shutil.copytree(sc_run, run)
+    calls = []
+    real = learned.analyze_models
+    monkeypatch.setattr(learned, "analyze_models", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert main(["report", str(run)]) == 0
+    assert calls == [] and "What LSALSA learned" in (run / "report.md").read_text()
+    model = run / "models" / "lsalsa_T2.pt"
+    os.utime(model, (time.time() + 60,) * 2)  # a model newer than the analysis
+    assert main(["report", str(run)]) == 0
+    assert calls == [1]

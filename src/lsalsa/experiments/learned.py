@@ -19,7 +19,7 @@ from .. import analysis, plots
 from ..encoders import load_encoder
 from ..files import directory_lock, write_json
 from ..problem import LassoProblem
-from .context import RunContext
+from .context import RunContext, read_step_json
 
 N_SIGNALS = 500
 """Test signals the Theorem 1 check and the descent curves use (the first ones)."""
@@ -117,10 +117,21 @@ def learned_section(run: RunContext, problem: LassoProblem, arrays: dict[str, np
                     ) -> tuple[tuple[str, str, list] | None, list[tuple[str, str]]]:
     """The report's section, its figures (``(path in the run, caption)``) and
     ``results/analysis.json``; (None, []) when the run trained no LSALSA."""
-    results = analyze_models(run, problem, arrays["Y_test"], X_test, _trained(run.path("models")))
+    Ts, path = sorted(_trained(run.path("models"))), run.path("results", "analysis.json")
+    models = [run.path("models", f"lsalsa_T{T}.pt") for T in Ts]
+    if Ts and path.exists() and path.stat().st_mtime > max(m.stat().st_mtime for m in models):
+        saved = read_step_json(path, lambda v: isinstance(v, dict), "the analysis of the trained LSALSA")
+        if sorted(saved) == [str(T) for T in Ts]:  # newer than every model it analysed: reused
+            results = {int(T): r for T, r in saved.items()}
+        else:
+            results = None
+    else:
+        results = None
+    if results is None:
+        results = analyze_models(run, problem, arrays["Y_test"], X_test, Ts)
     if not results:
         return None, []
-    write_json(run.path("results", "analysis.json"), {str(T): r for T, r in results.items()})
+    write_json(path, {str(T): r for T, r in results.items()})
     fig_dir, figs = run.path("figures"), []
     fig_dir.mkdir(exist_ok=True)
     spectra = {T: np.array(r["eigenvalues_over_norm"]) for T, r in results.items()}

@@ -125,23 +125,30 @@ def _iterations_to_reach(problem: Any, name: str, mu: float, Y: torch.Tensor, X_
 
 def _acceleration_plan(run: RunContext, task: Any, rows: list[dict]) -> tuple[dict[str, Any], dict[str, Encode]]:
     """The acceleration's reference (LSALSA at the smallest T) and, per solver that reaches its
-    error, the encoder of that many iterations (at alpha*, SALSA at its searched mu at that T)."""
+    error, the encoder of that many iterations at alpha*: FISTA, and SALSA at its best mu for
+    this, the fewest iterations over ``search.mu`` and the mu searched at that T (the mu best
+    for one iteration is often slow over many). ``iterations_by_mu`` keeps every count."""
     c = run.config
     ref = next((r for r in rows if r["method"] == "lsalsa" and r["T"] == min(c.methods.T)), None)
     if ref is None:
         return {}, {}
-    mu = next((r.get("mu") for r in rows if r["method"] == "salsa" and r["T"] == ref["T"]), None) or c.methods.mu
+    searched = next((r.get("mu") for r in rows if r["method"] == "salsa" and r["T"] == ref["T"]), None) or c.methods.mu
     plan: dict[str, Any] = {"reference": {"method": "lsalsa", "T": ref["T"], "rmse": ref["rmse"]}}
     encoders: dict[str, Encode] = {}
     for name in ("fista", "salsa"):
         m = get_method(name)
-        k = _iterations_to_reach(task.problem, name, mu, task.Y_test, task.X_test, ref["rmse"])
-        if k is None:
+        mus = list(dict.fromkeys([searched, *c.search.mu])) if name == "salsa" else [None]
+        counts = {mu: _iterations_to_reach(task.problem, name, mu, task.Y_test, task.X_test, ref["rmse"]) for mu in mus}
+        reached = {mu: k for mu, k in counts.items() if k is not None}
+        if not reached:
             plan[name] = {"iterations": None, "note": f"not reached in {MAX_SOLVER_ITERS} iterations"}
             continue
-        plan[name] = {"iterations": k, **m.mu_keywords(mu)}
+        mu = min(reached, key=reached.__getitem__)
+        plan[name] = {"iterations": reached[mu], **m.mu_keywords(mu)}
+        if name == "salsa":
+            plan[name]["iterations_by_mu"] = {f"{k:g}": v for k, v in counts.items()}
         operators = prepare_solver(task.problem, name, **m.mu_keywords(mu))
-        encoders[f"acceleration_{name}"] = solver_encode(m, task.problem, k, operators, mu=mu)
+        encoders[f"acceleration_{name}"] = solver_encode(m, task.problem, reached[mu], operators, mu=mu)
     return plan, encoders
 
 
