@@ -121,7 +121,7 @@ def learned_section(run: RunContext, problem: LassoProblem, arrays: dict[str, np
     models = [run.path("models", f"lsalsa_T{T}.pt") for T in Ts]
     if Ts and path.exists() and path.stat().st_mtime > max(m.stat().st_mtime for m in models):
         saved = read_step_json(path, lambda v: isinstance(v, dict), "the analysis of the trained LSALSA")
-        if sorted(saved) == [str(T) for T in Ts]:  # newer than every model it analysed: reused
+        if sorted(saved) == sorted(str(T) for T in Ts):  # newer than every model it analysed: reused
             results = {int(T): r for T, r in saved.items()}
         else:
             results = None
