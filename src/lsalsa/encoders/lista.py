@@ -46,7 +46,10 @@ def lista_layers(
     plain_only = not inplace or all_layers or step is not None
     if fused is True and plain_only:
         raise LsalsaError("fused: needs the in-place layers (encode), without learn_step or all_layers")
-    if not plain_only and use_fused(fused, b, S):
+    # by default only per-atom thresholds fuse: a scalar's soft-threshold is torch's one-pass
+    # softshrink, faster than the compiled pass on the machine measured (benchmarks/README.md)
+    vector = any(isinstance(t, torch.Tensor) for t in thresholds)
+    if not plain_only and (vector or fused is True) and use_fused(fused, b, S):
         X, spare = soft_threshold_(b.clone(), thresholds[0]), torch.empty_like(b)
         for t in range(1, n_layers):
             Z = torch.addmm(b, X, (S if S.ndim == 2 else S[t - 1]).T, out=spare)

@@ -10,7 +10,6 @@ from ..problem import LassoProblem
 from ._common import (Callback, SolverResult, check_check_every, check_run_args, converged, prox_threshold,
                       row_blocks, row_certifier, row_change)
 from .ista import IstaOperators
-from .fused import fista_pass_, use_fused
 from .iteration import filtered_input
 from .loops import run_blocks
 
@@ -80,12 +79,9 @@ class FistaState:
             self.first = False
         else:
             torch.addmm(self.b, self.Z, self.St, out=X_new)
+        X_new.sub_(torch.clamp(X_new, self.lo, self.hi, out=self.tmp))
         t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * self.t * self.t))
-        if use_fused(None, X_new, self.St) and all(t.is_contiguous() for t in (X_new, self.X, self.Z)):
-            fista_pass_(X_new, self.X, self.Z, self.hi, -(self.t - 1.0) / t_new)  # the same, in one pass
-        else:
-            X_new.sub_(torch.clamp(X_new, self.lo, self.hi, out=self.tmp))
-            torch.lerp(X_new, self.X, -(self.t - 1.0) / t_new, out=self.Z)  # X_new + beta (X_new - X)
+        torch.lerp(X_new, self.X, -(self.t - 1.0) / t_new, out=self.Z)  # X_new + beta (X_new - X)
         self.X, self.X_prev, self.t = X_new, self.X, t_new
 
     def save_x(self) -> None:

@@ -14,8 +14,9 @@ GEMM. Here the passes are one compiled loop (numba, parallel over the rows) that
 and the read-out ``u = soft(v)`` is one more such pass at the end. The arithmetic is the
 unfused layer's, operation for operation (the tests check equality to rounding; on the
 machines measured it was bit for bit). LISTA's layer is a GEMM with its bias (``addmm``) and
-a soft-threshold, fused here into one in-place pass; FISTA's iteration (truncated and to
-convergence) a GEMM with its bias, then the soft-threshold and the extrapolation in one pass.
+a soft-threshold, fused here into one in-place pass where the thresholds are per atom (a
+scalar's soft-threshold is torch's one-pass softshrink already). FISTA keeps torch's passes: a
+fused FISTA pass measured 0.89x (N = 100) and 1.00x (N = 256) of them on the 2-core AMD EPYC.
 
 :func:`use_fused` says when the fused path runs: on a CPU, float32 / float64 iterates with
 products in the same dtype, and batches of at least :data:`MIN_ELEMENTS` entries (below that the
@@ -64,26 +65,6 @@ def _soft_inplace(Z, t):  # pragma: no cover  (compiled)
         for j in range(N):
             z = Z[i, j]
             Z[i, j] = z - min(max(z, -t[j]), t[j])
-
-
-@numba.njit(parallel=True, cache=True, fastmath={"contract"})
-def _fista_pass(X_new, X, Z, t, weight):  # pragma: no cover  (compiled)
-    B, N = X_new.shape
-    for i in numba.prange(B):
-        for j in range(N):
-            v = X_new[i, j]
-            x = v - min(max(v, -t[j]), t[j])
-            X_new[i, j] = x
-            Z[i, j] = x + weight * (X[i, j] - x)  # torch.lerp(x, X, weight) for |weight| < 1/2: one fma
-
-
-def fista_pass_(X_new: torch.Tensor, X: torch.Tensor, Z: torch.Tensor, threshold: torch.Tensor | float,
-                weight: float) -> None:
-    """FISTA's element-wise work after its product, in one pass: ``X_new <- soft(X_new; t)`` and
-    ``Z <- lerp(X_new, X, weight)`` (the extrapolation, ``|weight| < 1/2``); all ``(B, N)``
-    contiguous on a CPU."""
-    _threads()
-    _fista_pass(X_new.numpy(), X.numpy(), Z.numpy(), _rows(threshold, 1, X_new)[0], weight)
 
 
 def use_fused(fused: bool | None, b: torch.Tensor, S: torch.Tensor) -> bool:
