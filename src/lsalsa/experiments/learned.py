@@ -113,25 +113,27 @@ TEXT = ("Section 5 of the paper measured on each trained LSALSA (tests: the firs
         "gain above 1 means the learned direction is ahead. Ranges are over the layers (one S per layer).")
 
 
+def _saved_analysis(path: Path, Ts: list[int], models: list[Path]) -> dict[int, dict[str, Any]] | None:
+    """``results/analysis.json``'s analyses when it covers exactly the models ``Ts`` and is newer
+    than every one of them, else None (they are analysed again)."""
+    if not Ts or not path.exists() or path.stat().st_mtime <= max(m.stat().st_mtime for m in models):
+        return None
+    saved = read_step_json(path, lambda v: isinstance(v, dict), "the analysis of the trained LSALSA")
+    return {int(T): r for T, r in saved.items()} if sorted(saved) == sorted(map(str, Ts)) else None
+
+
 def learned_section(run: RunContext, problem: LassoProblem, arrays: dict[str, np.ndarray], X_test: Any
                     ) -> tuple[tuple[str, str, list] | None, list[tuple[str, str]]]:
     """The report's section, its figures (``(path in the run, caption)``) and
     ``results/analysis.json``; (None, []) when the run trained no LSALSA."""
     Ts, path = sorted(_trained(run.path("models"))), run.path("results", "analysis.json")
-    models = [run.path("models", f"lsalsa_T{T}.pt") for T in Ts]
-    if Ts and path.exists() and path.stat().st_mtime > max(m.stat().st_mtime for m in models):
-        saved = read_step_json(path, lambda v: isinstance(v, dict), "the analysis of the trained LSALSA")
-        if sorted(saved) == sorted(str(T) for T in Ts):  # newer than every model it analysed: reused
-            results = {int(T): r for T, r in saved.items()}
-        else:
-            results = None
-    else:
-        results = None
+    results = _saved_analysis(path, Ts, [run.path("models", f"lsalsa_T{T}.pt") for T in Ts])
     if results is None:
         results = analyze_models(run, problem, arrays["Y_test"], X_test, Ts)
+        if results:
+            write_json(path, {str(T): r for T, r in results.items()})
     if not results:
         return None, []
-    write_json(path, {str(T): r for T, r in results.items()})
     fig_dir, figs = run.path("figures"), []
     fig_dir.mkdir(exist_ok=True)
     spectra = {T: np.array(r["eigenvalues_over_norm"]) for T, r in results.items()}
