@@ -77,20 +77,72 @@ def test_memmap_input_matches_in_memory(problem, Y, tmp_path):
     np.testing.assert_array_equal(cached, in_memory)
 
 
-def test_interrupted_run_leaves_nothing(problem, Y, tmp_path, monkeypatch):
+def test_interrupted_run_resumes_its_finished_batches(problem, Y, tmp_path, monkeypatch):
+    whole = lsalsa.optimal_codes(problem, Y, batch_size=20, **TIGHT)
     calls = []
     real = codes_module._solve_batch
 
-    def fail_second(*args):
+    def fail_third(*args):
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == 3:
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(codes_module, "_solve_batch", fail_second)
+    monkeypatch.setattr(codes_module, "_solve_batch", fail_third)
+    with pytest.raises(KeyboardInterrupt):
+        lsalsa.optimal_codes(problem, Y, batch_size=20, cache_dir=tmp_path, dataset_name="d", **TIGHT)
+    assert not list(tmp_path.glob("d-*.json"))  # no finished entry
+    (partial,) = tmp_path.glob("d-*.partial")
+    assert len(list((partial / "batches").glob("*.json"))) == 2
+    calls.clear()
+    monkeypatch.setattr(codes_module, "_solve_batch", lambda *a: calls.append(1) or real(*a))
+    X = lsalsa.optimal_codes(problem, Y, batch_size=20, cache_dir=tmp_path, dataset_name="d", **TIGHT)
+    assert len(calls) == 4  # the 6 batches less the 2 finished ones
+    np.testing.assert_array_equal(X, whole)
+    assert not partial.exists() and isinstance(X, np.memmap)
+    meta = json.loads(next(tmp_path.glob("d-*.json")).read_text())
+    assert meta["batches_resumed"] == 2 and meta["all_converged"] and meta["mu_used"] == 1.0
+
+
+def test_a_damaged_or_mismatched_partial_entry_is_recomputed(problem, Y, tmp_path, monkeypatch):
+    real = codes_module._solve_batch
+    calls = []
+
+    def stop_after_three(*args):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    def counted(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(codes_module, "_solve_batch", stop_after_three)
     with pytest.raises(KeyboardInterrupt):
         lsalsa.optimal_codes(problem, Y, batch_size=20, cache_dir=tmp_path, **TIGHT)
-    assert list(tmp_path.iterdir()) == []
+    (partial,) = tmp_path.glob("*.partial")
+    codes = np.load(partial / "codes.npy", mmap_mode="r+")
+    codes[25] = 7.0  # a row of the second finished batch damaged in place
+    codes.flush()
+    del codes
+    (partial / "batches" / "00000002.json").write_text("{not json")  # a torn marker
+    calls.clear()
+    monkeypatch.setattr(codes_module, "_solve_batch", counted)
+    X = lsalsa.optimal_codes(problem, Y, batch_size=20, cache_dir=tmp_path, **TIGHT)
+    assert len(calls) == 5  # only the first batch was reused
+    np.testing.assert_array_equal(X, lsalsa.optimal_codes(problem, Y, batch_size=20, **TIGHT))
+
+    # an unfinished entry of another batch size is started again, not mixed in
+    other = tmp_path / "other"
+    calls.clear()
+    monkeypatch.setattr(codes_module, "_solve_batch", stop_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        lsalsa.optimal_codes(problem, Y, batch_size=20, cache_dir=other, **TIGHT)
+    calls.clear()
+    monkeypatch.setattr(codes_module, "_solve_batch", counted)
+    lsalsa.optimal_codes(problem, Y, batch_size=30, cache_dir=other, **TIGHT)
+    assert len(calls) == 4 and not list(other.glob("*.partial"))
 
 
 def test_bad_input(problem, Y):
@@ -138,3 +190,40 @@ def test_salsa_polish_is_passed_recorded_and_keyed(problem, Y, tmp_path):
     assert float(kkt.max()) < 1e-12 < float(problem.kkt_violation(torch.from_numpy(plain), torch.from_numpy(Y)).max())
     with pytest.raises(LsalsaError, match="polish"):
         lsalsa.optimal_codes(problem, Y, solver="salsa", polish="yes")
+
+
+KILLED_SCRIPT = """
+import os, sys
+import numpy as np
+import lsalsa
+from lsalsa import codes as codes_module
+real, calls = codes_module._solve_batch, []
+def die_on_fourth(*args):
+    calls.append(1)
+    if len(calls) == 4:
+        os._exit(9)  # as kill -9: no handler, no clean-up runs
+    return real(*args)
+codes_module._solve_batch = die_on_fourth
+d = np.load(sys.argv[1])
+problem = lsalsa.LassoProblem(d["A"], alphas=0.15)
+lsalsa.optimal_codes(problem, d["Y"], batch_size=20, cache_dir=sys.argv[2], solver="salsa", mu=1.0, tol=1e-10,
+                     max_iter=50_000)
+"""
+
+
+def test_a_killed_process_resumes_where_it_stopped(problem, Y, digit_atoms, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    np.savez(tmp_path / "in.npz", A=digit_atoms, Y=Y)
+    proc = subprocess.run([sys.executable, "-c", KILLED_SCRIPT, str(tmp_path / "in.npz"), str(tmp_path / "c")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 9, proc.stderr
+    (partial,) = (tmp_path / "c").glob("*.partial")
+    assert len(list((partial / "batches").glob("*.json"))) == 3
+    calls = []
+    real = codes_module._solve_batch
+    monkeypatch.setattr(codes_module, "_solve_batch", lambda *a: calls.append(1) or real(*a))
+    X = lsalsa.optimal_codes(problem, Y, batch_size=20, cache_dir=tmp_path / "c", **TIGHT)
+    assert len(calls) == 3
+    np.testing.assert_array_equal(X, lsalsa.optimal_codes(problem, Y, batch_size=20, **TIGHT))

@@ -8,6 +8,12 @@ filled through a memmap under a temporary name and renamed when complete; the de
 written last, so its presence marks a finished entry. Leftovers that cannot be read are treated
 as missing, recomputed and overwritten.
 
+:meth:`CodeCache.store_batches` fills an entry batch by batch, resumably: the rows go into
+``<name>-<key>.partial/codes.npy`` (a memmap), and after each batch, once its rows are flushed,
+a marker ``batches/<index>.json`` records the SHA-256 of those rows and what their computation
+reported. Asked again after an interruption (``kill -9`` included), it computes only the batches
+without a marker whose rows still match it, then moves the array into the entry.
+
 The description holds the SHA-256 of the array file, checked whenever the entry is reused:
 codes damaged in place (a bit flipped, a block zeroed, with shape and description intact) are
 recomputed, not handed to training. Hashing reads the file once, as hashing the signals for
@@ -24,6 +30,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,11 +38,17 @@ from typing import Any
 
 import numpy as np
 
+from .errors import LsalsaError
 from .files import atomic_write, check_free_space, read_json, remove_temporaries, reserve, write_json
 
 logger = logging.getLogger(__name__)
 Fill = Callable[[np.ndarray], dict[str, Any]]
 """``fill(out)`` writes every row of ``out: (n, N)`` and returns JSON-able facts to record."""
+Compute = Callable[[int, int], tuple[np.ndarray, dict[str, Any]]]
+"""``compute(start, stop)`` returns the rows ``start:stop`` of the entry, ``(stop - start, N)``,
+and JSON-able facts about them."""
+Summarize = Callable[[list[dict[str, Any]]], dict[str, Any]]
+"""``summarize(records)``: the entry's facts to record, from its batches' records (row order)."""
 
 
 def cache_key(inputs: dict[str, Any]) -> str:
@@ -125,3 +138,96 @@ class CodeCache:
         write_json(self.meta_path, self.inputs | {"key": self.key, "lsalsa_version": __version__,
                                                   "time_s": time.perf_counter() - t0, **facts})
         return np.load(self.array_path, mmap_mode="r")
+
+    @property
+    def partial_dir(self) -> Path:
+        """Where :meth:`store_batches` keeps an unfinished entry."""
+        return self.array_path.with_suffix(".partial")
+
+    def partial_state(self) -> dict[str, Any]:
+        """The settings an unfinished entry was started with (``state`` of :meth:`store_batches`,
+        e.g. a penalty resolved once for the data set), or ``{}`` when there is none."""
+        try:
+            state = read_json(self.partial_dir / "state.json")
+        except LsalsaError:  # missing or unreadable: nothing to resume
+            return {}
+        return state if isinstance(state, dict) and state.get("key") == self.key else {}
+
+    def store_batches(self, shape: tuple[int, int], dtype: np.dtype, batch_size: int, compute: Compute,
+                      summarize: Summarize, state: dict[str, Any] | None = None, progress: bool = False,
+                      desc: str = "codes") -> np.ndarray:
+        """Fill a new ``(n, N)`` entry by ``compute`` over batches of ``batch_size`` rows, resuming
+        the batches an interrupted call finished with the same key, ``batch_size`` and ``state``
+        (JSON-able settings that the rows depend on beyond the key); an unfinished entry of other
+        settings is discarded. The description records ``summarize(records)``, the time spent
+        computing (over all calls) and ``batches_resumed``. Returns the codes as a read-only memmap."""
+        from tqdm.auto import tqdm
+
+        n = shape[0]
+        want = {"key": self.key, "shape": list(shape), "dtype": str(np.dtype(dtype)), "batch_size": batch_size,
+                **(state or {})}
+        out = self._open_partial(want, shape, dtype)
+        records, resumed = [], 0
+        for index, start in enumerate(tqdm(range(0, n, batch_size), desc=desc, disable=not progress)):
+            stop = min(start + batch_size, n)
+            record = self._finished_batch(index, out[start:stop])
+            if record is None:
+                t0 = time.perf_counter()
+                X, facts = compute(start, stop)
+                out[start:stop] = X
+                out.flush()  # the rows are on disk before the marker says so
+                record = {"rows": [start, stop], "time_s": time.perf_counter() - t0,
+                          "X_sha256": hashlib.sha256(np.ascontiguousarray(out[start:stop]).tobytes()).hexdigest(),
+                          **facts}
+                write_json(self.partial_dir / "batches" / f"{index:08d}.json", record)
+            else:
+                resumed += 1
+            records.append(record)
+        facts = summarize(records)
+        codes = self.partial_dir / "codes.npy"
+        del out
+        with open(codes, "rb+") as f:
+            os.fsync(f.fileno())
+        digest = file_sha256(codes)
+        os.replace(codes, self.array_path)
+        from . import __version__
+
+        write_json(self.meta_path, self.inputs | {"key": self.key, "lsalsa_version": __version__,
+                                                  "time_s": sum(r["time_s"] for r in records),
+                                                  "batches_resumed": resumed, **facts, "codes_sha256": digest})
+        shutil.rmtree(self.partial_dir, ignore_errors=True)
+        return np.load(self.array_path, mmap_mode="r")
+
+    def _open_partial(self, want: dict[str, Any], shape: tuple[int, int], dtype: np.dtype) -> np.memmap:
+        """The unfinished entry's array, writable: the one started with ``want``, or a new one."""
+        work, codes = self.partial_dir, self.partial_dir / "codes.npy"
+        if self.partial_state() == want:
+            try:
+                out = np.load(codes, mmap_mode="r+")
+                if out.shape == shape and out.dtype == dtype:
+                    return out
+            except Exception as exc:  # a damaged header: start again
+                logger.warning("%s: unreadable (%s); starting the codes again", codes, exc)
+        shutil.rmtree(work, ignore_errors=True)
+        self.array_path.parent.mkdir(parents=True, exist_ok=True)
+        check_free_space(work, int(np.prod(shape)) * np.dtype(dtype).itemsize)
+        try:
+            (work / "batches").mkdir(parents=True)
+            out = np.lib.format.open_memmap(codes, mode="w+", dtype=dtype, shape=shape)
+            reserve(codes, out.offset + out.nbytes)
+            write_json(work / "state.json", want)  # last: its presence says the array is there
+        except BaseException as exc:  # a full disk or a file size limit: leave nothing half made
+            shutil.rmtree(work, ignore_errors=True)
+            if isinstance(exc, OSError) and not exc.filename:
+                raise OSError(exc.errno, exc.strerror, str(codes)) from None
+            raise
+        return out
+
+    def _finished_batch(self, index: int, rows: np.ndarray) -> dict[str, Any] | None:
+        """The marker of batch ``index`` when its rows are still what it recorded, else None."""
+        try:
+            record = read_json(self.partial_dir / "batches" / f"{index:08d}.json")
+        except LsalsaError:  # no marker, or one that cannot be read: compute the batch
+            return None
+        digest = hashlib.sha256(np.ascontiguousarray(rows).tobytes()).hexdigest()
+        return record if isinstance(record, dict) and record.get("X_sha256") == digest else None

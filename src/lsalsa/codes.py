@@ -82,7 +82,9 @@ def optimal_codes(
     ones returns the stored codes (read-only memmap) without solving anything; any change
     computes, and stores, new codes. The description adds what ran and what came out: SALSA's
     mu used, relaxation and polish, the largest KKT violation reached, the most iterations a
-    batch took, whether every batch converged.
+    batch took, whether every batch converged. The entry is filled batch by batch with a marker
+    after each (:meth:`lsalsa.code_cache.CodeCache.store_batches`): a call interrupted at any
+    point (Ctrl-C, ``kill -9``) and made again computes only the batches it had not finished.
 
     Parameters
     ----------
@@ -109,21 +111,34 @@ def optimal_codes(
     n, dtype = _check_Y(problem, Y)
     batch_size = check_positive_int(batch_size, "batch_size")
     shape = (n, problem.n_atoms)
+    cache = None
+    if cache_dir is not None:
+        cache = CodeCache(cache_dir, dataset_name, cache_inputs(problem, Y, n, dtype, solver, kwargs, dataset_name))
+        cached = cache.load(shape, dtype)
+        if cached is not None:
+            return cached
+    run = dict(kwargs)
+    if run.get("mu") == "auto":  # once for the data set; an interrupted run resumes with its own
+        run["mu"] = (cache.partial_state().get("mu_used") if cache else None) or _dataset_mu(problem, Y, n)
 
-    def fill(out: np.ndarray) -> dict[str, Any]:
-        run = kwargs | ({"mu": _dataset_mu(problem, Y, n)} if kwargs.get("mu") == "auto" else {})
-        facts, settings = _solve_into(out, problem, Y, solver, run, batch_size, progress)
-        if solver != "salsa":
-            return facts
-        return facts | {"mu_used": settings["mu"], "relaxation": settings["relaxation"], "polish": settings["polish"]}
+    def compute(start: int, stop: int) -> tuple[np.ndarray, dict[str, Any]]:
+        return solve_rows(problem, _rows(Y, slice(start, stop)), solver, run, batch_size)
 
-    if cache_dir is None:
-        X_star = np.empty(shape, dtype=dtype)
-        fill(X_star)
-        return X_star
-    cache = CodeCache(cache_dir, dataset_name, cache_inputs(problem, Y, n, dtype, solver, kwargs, dataset_name))
-    cached = cache.load(shape, dtype)
-    return cached if cached is not None else cache.store(shape, dtype, fill)
+    def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+        return summarize(problem, records, solver, run)
+
+    if cache is not None:
+        return cache.store_batches(shape, dtype, batch_size, compute, summary, state={"mu_used": run.get("mu")},
+                                   progress=progress, desc="optimal codes")
+    from tqdm.auto import tqdm
+
+    X_star, records = np.empty(shape, dtype=dtype), []
+    for start in tqdm(range(0, n, batch_size), desc="optimal codes", disable=not progress):
+        stop = min(start + batch_size, n)
+        X_star[start:stop], facts = compute(start, stop)
+        records.append(facts | {"rows": [start, stop]})
+    summary(records)
+    return X_star
 
 
 def solver_options(problem: Any, solver: str, tol: Any, max_iter: Any, mu: Any, polish: Any) -> dict[str, Any]:
@@ -167,34 +182,60 @@ def _dataset_mu(problem: LassoProblem, Y: Any, n: int) -> float:
     return auto_mu(problem, torch.from_numpy(sample).to(problem.device))
 
 
-def _solve_into(
-    out: np.ndarray, problem: LassoProblem, Y: Any, solver: str, kwargs: dict, batch_size: int, progress: bool
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Solve ``Y`` batch by batch into ``out``; returns convergence statistics and the solver's
-    resolved settings. Rows that fail the KKT test are warned about once, for the whole data set
-    (the solver's warning per batch is silenced)."""
-    from tqdm.auto import tqdm
-
-    n = out.shape[0]
-    max_n_iter, settings, verdicts = 0, {}, []
-    for i in tqdm(range(0, n, batch_size), desc="optimal codes", disable=not progress):
-        Yb = torch.from_numpy(_rows(Y, slice(i, i + batch_size))).to(problem.device)
+def solve_rows(problem: LassoProblem, Y: np.ndarray, solver: str, run: dict[str, Any], batch_size: int
+               ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Codes ``X: (B, N)`` of the rows ``Y: (B, M)``, ``batch_size`` at a time, and their
+    convergence facts (counts and extremes, JSON-able: what :func:`summarize` needs for the data
+    set). ``run``: the solver's options with SALSA's mu resolved. The solver's warning per batch
+    is silenced: :func:`summarize` warns once for the data set."""
+    X = np.empty((len(Y), problem.n_atoms), dtype=Y.dtype)
+    facts = {"max_kkt_violation": 0.0, "max_n_iter": 0, "n_failed": 0, "n_unresolved": 0,
+             "worst_failed_violation": 0.0, "rtol": None, "settings": {}}
+    for i in range(0, len(Y), batch_size):
+        Yb = torch.from_numpy(Y[i:i + batch_size]).to(problem.device)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", LsalsaConvergenceWarning)
-            res = _solve_batch(problem, Yb, solver, kwargs)
-        out[i:i + len(Yb)] = res.X.cpu().numpy()
-        verdicts.append(res.kkt)  # the solver's own test of these codes
-        max_n_iter = max(max_n_iter, res.n_iter)
-        settings = res.settings  # the same for every batch: mu is fixed for the data set
-    verdict = {k: torch.cat([v[k].cpu() for v in verdicts]) for k in ("ok", "violation", "unresolved")}
-    verdict["rtol"] = verdicts[0]["rtol"]
-    all_converged = bool(verdict["ok"].all())  # what each batch's result said
-    if not all_converged:
-        warnings.warn(f"optimal codes ({solver}, max_iter={kwargs['max_iter']}, tol={kwargs['tol']:g}): "
-                      f"{convergence_message(problem, problem.dtype, verdict)}",
-                      LsalsaConvergenceWarning, stacklevel=2)
-    max_kkt = float(verdict["violation"].max())
-    return {"max_kkt_violation": max_kkt, "max_n_iter": max_n_iter, "all_converged": all_converged}, settings
+            res = _solve_batch(problem, Yb, solver, run)
+        X[i:i + len(Yb)] = res.X.cpu().numpy()
+        v = {k: res.kkt[k].cpu() for k in ("ok", "violation", "unresolved")}  # the solver's own test of these codes
+        failed = ~v["ok"]
+        facts["max_kkt_violation"] = max(facts["max_kkt_violation"], float(v["violation"].max()))
+        facts["max_n_iter"] = max(facts["max_n_iter"], int(res.n_iter))
+        facts["n_failed"] += int(failed.sum())
+        facts["n_unresolved"] += int(v["unresolved"].sum())
+        if failed.any():
+            facts["worst_failed_violation"] = max(facts["worst_failed_violation"], float(v["violation"][failed].max()))
+        facts["rtol"] = res.kkt["rtol"]
+        if solver == "salsa":
+            facts["settings"] = {k: res.settings[k] for k in ("mu", "relaxation", "polish")}
+    return X, facts
+
+
+def summarize(problem: LassoProblem, records: list[dict[str, Any]], solver: str, run: dict[str, Any]
+              ) -> dict[str, Any]:
+    """The data set's facts from its parts' records (:func:`solve_rows`' facts, each with its
+    ``"rows": [start, stop]``, in row order): ``max_kkt_violation``, ``max_n_iter``,
+    ``all_converged``, and SALSA's ``mu_used``, ``relaxation``, ``polish``. Warns once
+    (:class:`LsalsaConvergenceWarning`) when rows did not converge."""
+    n = records[-1]["rows"][1]
+    n_failed = sum(r["n_failed"] for r in records)
+    facts = {"max_kkt_violation": max(r["max_kkt_violation"] for r in records),
+             "max_n_iter": max(r["max_n_iter"] for r in records), "all_converged": n_failed == 0}
+    if n_failed:
+        # convergence_message reads counts and the failed rows' largest violation only, so the
+        # verdict is rebuilt from the parts' counts (row order does not enter the message)
+        ok = torch.ones(n, dtype=torch.bool)
+        ok[:n_failed] = False
+        unresolved = torch.zeros(n, dtype=torch.bool)
+        unresolved[:sum(r["n_unresolved"] for r in records)] = True
+        worst = torch.tensor([max(r["worst_failed_violation"] for r in records)], dtype=torch.float64)
+        verdict = {"ok": ok, "violation": worst.expand(n), "unresolved": unresolved, "rtol": records[0]["rtol"]}
+        warnings.warn(f"optimal codes ({solver}, max_iter={run['max_iter']}, tol={run['tol']:g}): "
+                      f"{convergence_message(problem, problem.dtype, verdict)}", LsalsaConvergenceWarning, stacklevel=2)
+    if solver == "salsa":
+        s = records[0]["settings"]
+        facts |= {"mu_used": s["mu"], "relaxation": s["relaxation"], "polish": s["polish"]}
+    return facts
 
 
 def _solve_batch(problem: LassoProblem, Yb: torch.Tensor, solver: str, kwargs: dict):

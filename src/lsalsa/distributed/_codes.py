@@ -8,7 +8,6 @@ the in-process run's, so the codes are the same numbers.
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Any
 
 import numpy as np
@@ -17,63 +16,15 @@ import torch
 from .. import codes as _inprocess
 from .._validation import check_positive_int
 from ..code_cache import CodeCache
-from ..errors import LsalsaConvergenceWarning
 from ..problem import LassoProblem
-from ..solvers._common import convergence_message
 from . import _chunks
 from ._session import client_of, require_extra
 
 
 def solve_chunk(problem: LassoProblem, Y: np.ndarray, settings: dict) -> tuple[np.ndarray, dict]:
-    """Codes ``X: (B, N)`` of one chunk ``Y: (B, M)``, batch by batch with the in-process solve,
-    and the chunk's convergence facts (what the client needs for the data set's warning)."""
-    solver, run, batch_size = settings["solver"], settings["run"], settings["batch_size"]
-    X = np.empty((len(Y), problem.n_atoms), dtype=Y.dtype)
-    facts = {"max_kkt_violation": 0.0, "max_n_iter": 0, "n_failed": 0, "n_unresolved": 0,
-             "worst_failed_violation": 0.0, "rtol": None, "settings": {}}
-    for i in range(0, len(Y), batch_size):
-        Yb = torch.from_numpy(Y[i:i + batch_size]).to(problem.device)
-        with warnings.catch_warnings():  # one warning for the whole data set, on the client
-            warnings.simplefilter("ignore", LsalsaConvergenceWarning)
-            res = _inprocess._solve_batch(problem, Yb, solver, run)
-        X[i:i + len(Yb)] = res.X.cpu().numpy()
-        v = res.kkt
-        failed = ~v["ok"].cpu()
-        facts["max_kkt_violation"] = max(facts["max_kkt_violation"], float(v["violation"].max()))
-        facts["max_n_iter"] = max(facts["max_n_iter"], int(res.n_iter))
-        facts["n_failed"] += int(failed.sum())
-        facts["n_unresolved"] += int(v["unresolved"].sum())
-        if failed.any():
-            worst = float(v["violation"].cpu()[failed].max())
-            facts["worst_failed_violation"] = max(facts["worst_failed_violation"], worst)
-        facts["rtol"] = v["rtol"]
-        if solver == "salsa":
-            facts["settings"] = {k: res.settings[k] for k in ("mu", "relaxation", "polish")}
-    return X, facts
-
-
-def _summary(problem: LassoProblem, records: list[dict], solver: str, run: dict) -> dict[str, Any]:
-    """The data set's facts, as :func:`lsalsa.optimal_codes` records them, from its chunks'
-    records; warns once (:class:`LsalsaConvergenceWarning`) when rows did not converge."""
-    n = records[-1]["rows"][1]
-    n_failed = sum(r["n_failed"] for r in records)
-    facts = {"max_kkt_violation": max(r["max_kkt_violation"] for r in records),
-             "max_n_iter": max(r["max_n_iter"] for r in records), "all_converged": n_failed == 0}
-    if n_failed:
-        # convergence_message reads counts and the failed rows' largest violation only, so the
-        # verdict is rebuilt from the chunks' counts (row order does not enter the message)
-        ok = torch.ones(n, dtype=torch.bool)
-        ok[:n_failed] = False
-        unresolved = torch.zeros(n, dtype=torch.bool)
-        unresolved[:sum(r["n_unresolved"] for r in records)] = True
-        worst = torch.tensor([max(r["worst_failed_violation"] for r in records)], dtype=torch.float64)
-        verdict = {"ok": ok, "violation": worst.expand(n), "unresolved": unresolved, "rtol": records[0]["rtol"]}
-        warnings.warn(f"optimal codes ({solver}, max_iter={run['max_iter']}, tol={run['tol']:g}): "
-                      f"{convergence_message(problem, problem.dtype, verdict)}", LsalsaConvergenceWarning, stacklevel=3)
-    if solver == "salsa":
-        s = records[0]["settings"]
-        facts |= {"mu_used": s["mu"], "relaxation": s["relaxation"], "polish": s["polish"]}
-    return facts
+    """Codes ``X: (B, N)`` of one chunk ``Y: (B, M)``, batch by batch with the in-process solve
+    (:func:`lsalsa.codes.solve_rows`), and the chunk's convergence facts."""
+    return _inprocess.solve_rows(problem, Y, settings["solver"], settings["run"], settings["batch_size"])
 
 
 def _pilot_source(rows: _chunks.Rows, source: Any) -> Any:
@@ -108,7 +59,7 @@ def codes_job(problem: LassoProblem, Y: Any, *, client: Any, chunk_rows: int, ou
                           None if path is None else str(path), _chunks.key_of(inputs | {"mu": run.get("mu")}))
         records = _chunks.run(c, job, source, problem,
                               progress=progress, name="optimal-codes")
-    facts = _summary(problem, records, solver, run) | {"n_chunks": len(records),
+    facts = _inprocess.summarize(problem, records, solver, run) | {"n_chunks": len(records),
                                                        "chunks_computed": sum(r["computed"] for r in records)}
     if path is None:
         return np.concatenate([r["X"] for r in records]), facts

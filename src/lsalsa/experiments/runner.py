@@ -161,8 +161,10 @@ def step_codes(run: RunContext, problem: LassoProblem, arrays: dict[str, np.ndar
         if Path(X.filename).resolve() in before:
             run.log(f"[codes] {split} signals: cached ({Path(X.filename).name})")
         else:
+            resumed = facts[split].get("batches_resumed", 0)
             run.log(f"[codes] {split} signals: {len(X)} {what} in {time.perf_counter() - t0:.1f} s"
-                    + (" (the cached ones were of other settings)" if before else ""))
+                    + (" (the cached ones were of other settings)" if before else "")
+                    + (f" ({resumed} batch(es) kept from an interrupted run)" if resumed else ""))
         out[split] = X
         if not facts[split].get("all_converged", True):
             f = facts[split]
