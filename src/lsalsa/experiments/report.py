@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .. import plots
-from ..files import write_json, write_text
+from ..files import write_text
 from ..methods import METHODS
 from ..problem import LassoProblem
 from .config import ExperimentConfig
@@ -311,12 +311,10 @@ def write_report(run: RunContext, problem: LassoProblem, rows: list[dict], array
     w.writeheader()
     w.writerows(rows)
     write_text(run.path("results.csv"), table.getvalue())
-    Y_test = torch.from_numpy(np.asarray(arrays["Y_test"])).to(problem.device, problem.dtype)
-    X_star = torch.from_numpy(np.array(X_test)).to(problem.device, problem.dtype)
     acc_path = run.path("results", "acceleration.json")
     acc = read_step_json(acc_path, is_acceleration, "the acceleration of the report") if acc_path.exists() else None
     figs = _figures(run, problem, rows, arrays)
-    sections = [_provenance(run, arrays, codes_facts)] + _sections(run.config, problem, rows, len(Y_test), acc,
+    sections = [_provenance(run, arrays, codes_facts)] + _sections(run.config, problem, rows, len(arrays["Y_test"]), acc,
                                                                   _classification(run, rows))
     if separation:
         sections.append(_separation_section(run.config, separation))
