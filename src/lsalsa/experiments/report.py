@@ -204,7 +204,7 @@ def _sections(c: ExperimentConfig, problem: LassoProblem, rows: list[dict], n_te
                 at = f" (mu = {a['mu']:g})" if "mu" in a else ""
                 paired = (f" (paired per round, min {a['ratio_min']:.1f}x, max {a['ratio_max']:.1f}x)"
                           if "ratio_min" in a else "")
-                lines.append(f"{name.upper()}{at} needs {a['iterations']} iterations to reach it: {a['time_s']:.3g} s, "
+                lines.append(f"{name.upper()}{at} needs {a['iterations']} iteration{'s' * (a['iterations'] != 1)} to reach it: {a['time_s']:.3g} s, "
                              f"{a['time_ratio']:.1f}x LSALSA's time{paired}.")
             else:
                 lines.append(f"{name.upper()}: {a.get('note', 'n/a')}.")

@@ -170,7 +170,7 @@ def _acceleration_line(acc: dict[str, Any]) -> str:
         spread = f", paired per round {a['ratio_min']:.1f}x - {a['ratio_max']:.1f}x" if "ratio_min" in a else ""
         mu = f" (mu = {a['mu']:g})" if "mu" in a else ""
         parts.append(f"{name.upper()}{mu} needs "
-                     f"{a['iterations']} iterations: {a['time_s']:.3g} s, {a['time_ratio']:.1f}x LSALSA's time{spread}.")
+                     f"{a['iterations']} iteration{'s' * (a['iterations'] != 1)}: {a['time_s']:.3g} s, {a['time_ratio']:.1f}x LSALSA's time{spread}.")
     return " ".join(parts)
 
 
