@@ -160,7 +160,10 @@ class CodeCache:
         the batches an interrupted call finished with the same key, ``batch_size`` and ``state``
         (JSON-able settings that the rows depend on beyond the key); an unfinished entry of other
         settings is discarded. The description records ``summarize(records)``, the time spent
-        computing (over all calls) and ``batches_resumed``. Returns the codes as a read-only memmap."""
+        computing (over all calls) and ``batches_resumed``. Returns the codes as a read-only memmap.
+
+        One process at a time fills an entry (the experiment runner holds its directory's lock);
+        rows changed behind the description's back would fail its checksum on reuse."""
         from tqdm.auto import tqdm
 
         n = shape[0]
