@@ -196,6 +196,7 @@ KILLED_SCRIPT = """
 import os, sys
 import numpy as np
 import lsalsa
+import lsalsa.code_cache
 from lsalsa import codes as codes_module
 real, calls = codes_module._solve_batch, []
 def die_on_fourth(*args):
@@ -204,6 +205,7 @@ def die_on_fourth(*args):
         os._exit(9)  # as kill -9: no handler, no clean-up runs
     return real(*args)
 codes_module._solve_batch = die_on_fourth
+lsalsa.code_cache.CHECKPOINT_S = float(sys.argv[3])
 d = np.load(sys.argv[1])
 problem = lsalsa.LassoProblem(d["A"], alphas=0.15)
 lsalsa.optimal_codes(problem, d["Y"], batch_size=20, cache_dir=sys.argv[2], solver="salsa", mu=1.0, tol=1e-10,
@@ -211,19 +213,22 @@ lsalsa.optimal_codes(problem, d["Y"], batch_size=20, cache_dir=sys.argv[2], solv
 """
 
 
-def test_a_killed_process_resumes_where_it_stopped(problem, Y, digit_atoms, tmp_path, monkeypatch):
+@pytest.mark.parametrize("every, kept", [(0.0, 3), (3600.0, 0)])
+def test_a_killed_process_resumes_from_its_last_checkpoint(problem, Y, digit_atoms, tmp_path, monkeypatch, every,
+                                                           kept):
+    # every 0 s: a checkpoint after each batch; every hour: none before the kill, so all is redone
     import subprocess
     import sys
 
     np.savez(tmp_path / "in.npz", A=digit_atoms, Y=Y)
-    proc = subprocess.run([sys.executable, "-c", KILLED_SCRIPT, str(tmp_path / "in.npz"), str(tmp_path / "c")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", KILLED_SCRIPT, str(tmp_path / "in.npz"), str(tmp_path / "c"),
+                           str(every)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 9, proc.stderr
     (partial,) = (tmp_path / "c").glob("*.partial")
-    assert len(list((partial / "batches").glob("*.json"))) == 3
+    assert len(list((partial / "batches").glob("*.json"))) == kept
     calls = []
     real = codes_module._solve_batch
     monkeypatch.setattr(codes_module, "_solve_batch", lambda *a: calls.append(1) or real(*a))
     X = lsalsa.optimal_codes(problem, Y, batch_size=20, cache_dir=tmp_path / "c", **TIGHT)
-    assert len(calls) == 3
+    assert len(calls) == 6 - kept
     np.testing.assert_array_equal(X, lsalsa.optimal_codes(problem, Y, batch_size=20, **TIGHT))

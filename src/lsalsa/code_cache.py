@@ -9,10 +9,12 @@ written last, so its presence marks a finished entry. Leftovers that cannot be r
 as missing, recomputed and overwritten.
 
 :meth:`CodeCache.store_batches` fills an entry batch by batch, resumably: the rows go into
-``<name>-<key>.partial/codes.npy`` (a memmap), and after each batch, once its rows are flushed,
-a marker ``batches/<index>.json`` records the SHA-256 of those rows and what their computation
-reported. Asked again after an interruption (``kill -9`` included), it computes only the batches
-without a marker whose rows still match it, then moves the array into the entry.
+``<name>-<key>.partial/codes.npy`` (a memmap), and once a batch's rows are flushed, a marker
+``batches/<index>.json`` records the SHA-256 of those rows and what their computation reported.
+Rows are flushed and markers written every :data:`CHECKPOINT_S` seconds and when the filling stops on an
+exception (Ctrl-C). Asked again after an interruption (``kill -9`` included: it loses at most the
+last few seconds), it computes only the batches without a marker whose rows still match it, then
+moves the array into the entry.
 
 The description holds the SHA-256 of the array file, checked whenever the entry is reused:
 codes damaged in place (a bit flipped, a block zeroed, with shape and description intact) are
@@ -47,6 +49,10 @@ Fill = Callable[[np.ndarray], dict[str, Any]]
 Compute = Callable[[int, int], tuple[np.ndarray, dict[str, Any]]]
 """``compute(start, stop)`` returns the rows ``start:stop`` of the entry, ``(stop - start, N)``,
 and JSON-able facts about them."""
+CHECKPOINT_S = 5.0
+"""Seconds of computing between the checkpoints of :meth:`CodeCache.store_batches` (a flush of
+the rows and their batches' markers): what a ``kill -9`` can lose, at the cost of one flush and a
+few small files per checkpoint instead of per batch."""
 Summarize = Callable[[list[dict[str, Any]]], dict[str, Any]]
 """``summarize(records)``: the entry's facts to record, from its batches' records (row order)."""
 
@@ -170,22 +176,28 @@ class CodeCache:
         want = {"key": self.key, "shape": list(shape), "dtype": str(np.dtype(dtype)), "batch_size": batch_size,
                 **(state or {})}
         out = self._open_partial(want, shape, dtype)
-        records, resumed = [], 0
-        for index, start in enumerate(tqdm(range(0, n, batch_size), desc=desc, disable=not progress)):
-            stop = min(start + batch_size, n)
-            record = self._finished_batch(index, out[start:stop])
-            if record is None:
-                t0 = time.perf_counter()
-                X, facts = compute(start, stop)
-                out[start:stop] = X
-                out.flush()  # the rows are on disk before the marker says so
-                record = {"rows": [start, stop], "time_s": time.perf_counter() - t0,
-                          "X_sha256": hashlib.sha256(np.ascontiguousarray(out[start:stop]).tobytes()).hexdigest(),
-                          **facts}
-                write_json(self.partial_dir / "batches" / f"{index:08d}.json", record)
-            else:
-                resumed += 1
-            records.append(record)
+        records, resumed, pending, last = [], 0, [], time.monotonic()
+        try:
+            for index, start in enumerate(tqdm(range(0, n, batch_size), desc=desc, disable=not progress)):
+                stop = min(start + batch_size, n)
+                record = self._finished_batch(index, out[start:stop])
+                if record is None:
+                    t0 = time.perf_counter()
+                    X, facts = compute(start, stop)
+                    out[start:stop] = X
+                    record = {"rows": [start, stop], "time_s": time.perf_counter() - t0,
+                              "X_sha256": hashlib.sha256(np.ascontiguousarray(out[start:stop]).tobytes()).hexdigest(),
+                              **facts}
+                    pending.append((index, record))
+                    if time.monotonic() - last >= CHECKPOINT_S:
+                        self._checkpoint(out, pending)
+                        pending, last = [], time.monotonic()
+                else:
+                    resumed += 1
+                records.append(record)
+        except BaseException:  # Ctrl-C or a failed batch: keep the batches finished so far
+            self._checkpoint(out, pending)
+            raise
         facts = summarize(records)
         codes = self.partial_dir / "codes.npy"
         del out
@@ -200,6 +212,15 @@ class CodeCache:
                                                   "batches_resumed": resumed, **facts, "codes_sha256": digest})
         shutil.rmtree(self.partial_dir, ignore_errors=True)
         return np.load(self.array_path, mmap_mode="r")
+
+    def _checkpoint(self, out: np.memmap, pending: list[tuple[int, dict[str, Any]]]) -> None:
+        """Flush the finished rows to disk, then write their batches' markers (in that order: a
+        marker never names rows that are not on disk)."""
+        if not pending:
+            return
+        out.flush()
+        for index, record in pending:
+            write_json(self.partial_dir / "batches" / f"{index:08d}.json", record)
 
     def _open_partial(self, want: dict[str, Any], shape: tuple[int, int], dtype: np.dtype) -> np.memmap:
         """The unfinished entry's array, writable: the one started with ``want``, or a new one."""
