@@ -112,3 +112,32 @@ def test_the_range_test_runs_once_per_alpha(monkeypatch, small):
     assert all(c.lr == pytest.approx(0.01 * small.alphas[0].item() * best["alpha_factor"]) for c in configs[3:])
     assert (best["lr_factor"], best["lr_decay"], err) == (0.3, 0.8, 0.0)  # the first decay that scores 0
     assert best["lr_base"] == pytest.approx(configs[3].lr)
+
+
+def test_learned_mu_trains_lsalsa_at_each_mu_after_salsas_best(monkeypatch, small):
+    """search.learned_mu: LSALSA's mu stage tries SALSA's best at T (None, what it starts from by
+    default) and then every mu of search.mu, each a training from that mu with its own range test;
+    LISTA has no mu, and without the option LSALSA's mu is not searched."""
+    from lsalsa.train import TrainHistory
+
+    seen = []
+
+    def fake_fit(problem, Y, X, *, config, mu, **kwargs):
+        seen.append((mu, config.lr))
+        score = 0.0 if mu == 3.0 else 1.0  # training from mu = 3 is best on validation
+        return (lambda Y: torch.full((len(Y), small.n_atoms), score, dtype=small.dtype)), TrainHistory(lr_found=0.01)
+
+    monkeypatch.setattr(ev, "fit_encoder", fake_fit)
+    c = load_config("fashion_sc", ["search.alpha_factors=[1.0]", "search.mu=[1.0,3.0]", "search.lr_factors=[1.0]",
+                                   "search.lr_decays=[0.0]", "search.learned_mu=true"])
+    assert ev._axes(c, "lsalsa")["mu"] == [None, 1.0, 3.0] and ev._axes(c, "lista")["mu"] == [None]
+    assert ev._axes(load_config("fashion_sc", ["search.mu=[1.0,3.0]"]), "lsalsa")["mu"] == [None]
+    run = SimpleNamespace(config=c, progress=False)
+    Y, X = torch.zeros(4, small.n_features, dtype=small.dtype), torch.zeros(4, small.n_atoms, dtype=small.dtype)
+    task = SimpleNamespace(problem=small, Y_train=Y, X_train=X, Y_val=Y, X_val=X)
+    best, err = ev._search(run, "lsalsa", task, 2)
+    assert [mu for mu, _ in seen] == [[1.0, 3.0], 1.0, 3.0]  # SALSA's best of the grid first, then each mu
+    assert all(lr == "auto" for _, lr in seen)  # a range test per start: rates differ between mus
+    assert (best["mu"], err, best["lr_base"]) == (3.0, 0.0, 0.01)
+    with pytest.raises(LsalsaError, match="search.learned_mu"):
+        load_config("fashion_sc", ["search.learned_mu=1"])

@@ -112,6 +112,7 @@ class SearchConfig:
     lr_factors: list[float] = field(default_factory=lambda: [1.0])     # times train.lr_<method> (or the range test's)
     lr_decays: list[float] = field(default_factory=lambda: [0.0])      # exponential per-epoch factors; 0: train's schedule
     learned: str = "staged"    # learned methods: "staged" (one setting at a time) or "grid" (every combination)
+    learned_mu: bool = False   # LSALSA's mu also searched by training (each of mu, besides SALSA's best at T)
     epochs: int = 3                                                    # training epochs per trial
     val_fraction: float = 0.2                                          # of the training signals
 

@@ -91,11 +91,15 @@ SEARCHED = ("alpha_factor", "mu", "lr_factor", "lr_decay")
 def _axes(c: ExperimentConfig, method: str) -> dict[str, list]:
     """The values searched per setting for ``method`` (``[None]`` where it has no such setting):
     alphas for all, mu for SALSA, learning-rate factors and decays for the learned methods.
-    LSALSA's mu is not searched by training: :func:`fit_encoder` starts it from SALSA's best mu
-    of ``search.mu`` at T (what the untrained LSALSA equals)."""
+    LSALSA's mu (``None``) is SALSA's best of ``search.mu`` at T, which :func:`fit_encoder`
+    starts from (what the untrained LSALSA equals); with ``search.learned_mu`` each mu of
+    ``search.mu`` is also tried by training, after that start."""
     s, m = c.search, get_method(method)
+    mu = list(dict.fromkeys(s.mu)) if m.takes_mu else [None]
+    if m.learned:
+        mu = [None] + mu if s.learned_mu and m.takes_mu else [None]
     return {"alpha_factor": list(dict.fromkeys(s.alpha_factors)),
-            "mu": list(dict.fromkeys(s.mu)) if m.takes_mu and not m.learned else [None],
+            "mu": mu,
             "lr_factor": list(dict.fromkeys(s.lr_factors)) if m.learned else [None],
             "lr_decay": list(dict.fromkeys(s.lr_decays)) if m.learned else [None]}
 
@@ -127,7 +131,8 @@ def _train(run: RunContext, task: Task, method: str, T: int, params: dict[str, A
                          deep_supervision=t.deep_supervision, rel_tol=t.rel_tol, seed=run.config.seed,
                          lr_test_steps=t.lr_test_steps)
     return fit_encoder(with_params(task.problem, params), task.Y_train, task.X_train, n_layers=T, method=method,
-                       val=(task.Y_val, task.X_val), config=config, mu=run.config.search.mu, layerwise=t.layerwise,
+                       val=(task.Y_val, task.X_val), config=config,
+                       mu=run.config.search.mu if params["mu"] is None else params["mu"], layerwise=t.layerwise,
                        checkpoint=checkpoint, progress=run.progress and checkpoint is not None,
                        return_history=True, tied=t.tied, learn_thresholds=t.learn_thresholds or None)
 
@@ -159,15 +164,16 @@ def _search(run: RunContext, method: str, task: Task, T: int) -> tuple[dict[str,
     if len(grid) == 1:
         return grid[0], None
     prepared: dict[Any, Any] = {}  # a solver's operators per mu, shared by the searched alphas
-    found: dict[float, float] = {}  # the range test's rate per alpha factor, shared by its trials
+    found: dict[tuple, float] = {}  # the range test's rate per (alpha factor, mu), shared by their trials
 
     def score(params: dict[str, Any]) -> float:
         try:
             if m.learned:
-                encode, history = _train(run, task, method, T, {**params, "lr_base": found.get(params["alpha_factor"])},
+                start = (params["alpha_factor"], params["mu"])
+                encode, history = _train(run, task, method, T, {**params, "lr_base": found.get(start)},
                                          run.config.search.epochs)
                 if history is not None and history.lr_found is not None:
-                    found[params["alpha_factor"]] = history.lr_found
+                    found[start] = history.lr_found
             else:
                 mu = params["mu"]
                 if mu not in prepared:
@@ -186,8 +192,8 @@ def _search(run: RunContext, method: str, task: Task, T: int) -> tuple[dict[str,
     best, best_err = dict(zip(SEARCHED, values)), tried[values]
     if best_err == float("inf"):
         best = None
-    elif best["alpha_factor"] in found:  # the final training skips the range test it already ran
-        best["lr_base"] = found[best["alpha_factor"]]
+    elif (best["alpha_factor"], best["mu"]) in found:  # the final training skips the range test it already ran
+        best["lr_base"] = found[best["alpha_factor"], best["mu"]]
     if m.learned:  # trained on every rank under torchrun: all take rank 0's choice
         best, best_err = from_rank0(lambda: (best, best_err), current())
     if best is None:
