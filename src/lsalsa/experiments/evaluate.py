@@ -95,11 +95,11 @@ def _axes(c: ExperimentConfig, method: str) -> dict[str, list]:
     starts from (what the untrained LSALSA equals); with ``search.learned_mu`` each mu of
     ``search.mu`` is also tried by training, after that start."""
     s, m = c.search, get_method(method)
-    mu = list(dict.fromkeys(s.mu)) if m.takes_mu else [None]
+    mus = list(dict.fromkeys(s.mu)) if m.takes_mu else []
     if m.learned:
-        mu = [None] + mu if s.learned_mu and m.takes_mu else [None]
+        mus = [None] + (mus if s.learned_mu else [])
     return {"alpha_factor": list(dict.fromkeys(s.alpha_factors)),
-            "mu": mu,
+            "mu": mus or [None],
             "lr_factor": list(dict.fromkeys(s.lr_factors)) if m.learned else [None],
             "lr_decay": list(dict.fromkeys(s.lr_decays)) if m.learned else [None]}
 
